@@ -1,0 +1,53 @@
+"""Numbers and names that the whole engine agrees on, kept in one place."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DEFAULT_BURST",
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_RATE",
+    "DEFAULT_REGION",
+    "EMAIL_PATTERN",
+    "LICENSES",
+    "PERMANENT_USER_ERROR_CODES",
+    "RETRYABLE_USER_ERROR_CODES",
+    "SERVICE_NAME",
+]
+
+#: botocore's name for the Chime service model.
+SERVICE_NAME = "chime"
+#: Region used when neither the job nor the AWS chain names one.
+DEFAULT_REGION = "us-east-1"
+
+#: Licenses accepted by the API (the model's ``License`` enum).
+LICENSES: tuple[str, ...] = ("Basic", "Plus", "Pro", "ProTrial")
+
+#: The model's ``EmailAddress`` pattern; searched, as the service does.
+EMAIL_PATTERN = r".+@.+\..+"
+
+#: Requests per second when neither the job nor the command line gives a rate.
+DEFAULT_RATE = 10.0
+#: Token bucket size when none is given: one second's worth of requests.
+DEFAULT_BURST = 10
+#: Requests in flight at once.
+DEFAULT_CONCURRENCY = 8
+#: Sends of one item before it is recorded as failed with its last error.
+DEFAULT_MAX_ATTEMPTS = 8
+
+#: Per-user error codes (inside a 200 batch response) worth sending again.
+RETRYABLE_USER_ERROR_CODES = frozenset(
+    {"Throttled", "Throttling", "ServiceUnavailable", "ServiceFailure"}
+)
+#: Per-user error codes that will not change by retrying.
+PERMANENT_USER_ERROR_CODES = frozenset(
+    {
+        "NotFound",
+        "BadRequest",
+        "Forbidden",
+        "Conflict",
+        "Unprocessable",
+        "PreconditionFailed",
+        "Unauthorized",
+    }
+)

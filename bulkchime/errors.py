@@ -1,0 +1,108 @@
+"""The errors bulkchime acts on, in one tree.
+
+::
+
+    BulkchimeError
+    ├── JobError                 exit 2: the job cannot start; nothing was sent
+    │   ├── InputError           a file, line and field are wrong
+    │   ├── CheckpointInUse      another live run holds the checkpoint
+    │   └── CheckpointMismatch   the checkpoint belongs to another input or job
+    ├── JobAborted               exit 3: auth failure or failure threshold
+    └── ApiError                 what one request's outcome means to the engine
+        ├── RetryableError       429, 5xx, connection errors, timeouts: back off and resend
+        ├── PermanentError       the request will not succeed as sent
+        │   └── BadBatchError    400 on a whole batch: bisect to find the guilty item
+        └── AuthError            401/403 at request level: abort the job
+
+:func:`bulkchime.client.classify` is the one place that turns a botocore or
+aiohttp exception into an :class:`ApiError`.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "BadBatchError",
+    "BulkchimeError",
+    "CheckpointInUse",
+    "CheckpointMismatch",
+    "InputError",
+    "JobAborted",
+    "JobError",
+    "PermanentError",
+    "RetryableError",
+]
+
+
+class BulkchimeError(Exception):
+    """Base of every error bulkchime raises on purpose."""
+
+
+class JobError(BulkchimeError):
+    """The job cannot run as given (exit code 2); nothing mutating was sent."""
+
+
+class InputError(JobError):
+    """A job file or input file is wrong at a known place.
+
+    The message reads ``FILE:LINE: FIELD: what is wrong`` so that an operator can
+    open the file at the right line.
+    """
+
+    def __init__(
+        self, file: str, message: str, *, line: int | None = None, field: str | None = None
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.field = field
+        self.reason = message
+        where = file if line is None else f"{file}:{line}"
+        what = message if field is None else f"{field}: {message}"
+        super().__init__(f"{where}: {what}")
+
+
+class CheckpointInUse(JobError):
+    """Another live process holds the checkpoint's lock."""
+
+
+class CheckpointMismatch(JobError):
+    """The checkpoint was made for another input file, action or account."""
+
+
+class JobAborted(BulkchimeError):
+    """The job stopped on purpose (exit code 3); the checkpoint can be resumed."""
+
+
+class ApiError(BulkchimeError):
+    """The outcome of one request, as the engine will act on it."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after_seconds: float | None = None,
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.status = status
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(f"{code}: {message}" if message else code)
+
+
+class RetryableError(ApiError):
+    """Sending the same request again later may succeed."""
+
+
+class PermanentError(ApiError):
+    """The request will fail the same way however often it is sent."""
+
+
+class BadBatchError(PermanentError):
+    """A batch was rejected whole with 400: some item in it is bad."""
+
+
+class AuthError(ApiError):
+    """The credentials or signature were refused: stop the whole job."""
