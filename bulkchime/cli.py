@@ -1,0 +1,332 @@
+"""The ``bulkchime`` command: parse options, build a job, call the library."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .actions import ACTIONS, Target
+from .checkpoint import Checkpoint
+from .errors import BulkchimeError, JobAborted, JobError
+from .job import JobSpec, job_from_dict, load_job
+from .logs import LogFormat, configure_logging
+from .report import write_report, write_report_to
+
+__all__ = ["main"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+def _run_options(fn: _F) -> _F:
+    """Add the options shared by ``run`` and every ad-hoc action command."""
+    options = [
+        click.option(
+            "--checkpoint",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Checkpoint file (SQLite). Re-running with the same one resumes.",
+        ),
+        click.option(
+            "--report",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Per-item report; .csv for CSV, anything else JSONL. "
+            "Default: <checkpoint stem>.report.jsonl beside the checkpoint.",
+        ),
+        click.option(
+            "--endpoint-url",
+            help="Send to this endpoint (e.g. the emulator). "
+            "Also AWS_ENDPOINT_URL_CHIME / AWS_ENDPOINT_URL.",
+        ),
+        click.option("--region", help="AWS region (default: the AWS chain, else us-east-1)."),
+        click.option("--profile", help="AWS profile for credentials."),
+        click.option(
+            "--rate",
+            type=float,
+            help="Requests per second (token bucket; a ceiling the engine lowers on 429s).",
+        ),
+        click.option("--burst", type=int, help="Token bucket size."),
+        click.option("--concurrency", type=int, help="Requests in flight at once."),
+        click.option("--max-attempts", type=int, help="Sends of one item before it fails."),
+        click.option(
+            "--failure-threshold",
+            type=float,
+            help="Abort (exit 3) when this share of finished items failed.",
+        ),
+        click.option(
+            "--dry-run",
+            is_flag=True,
+            help="Print the plan; send nothing that changes anything (read-only look-ups only).",
+        ),
+        click.option(
+            "--force",
+            is_flag=True,
+            help="Continue a checkpoint made for another input or job "
+            "(done items are not sent again).",
+        ),
+        click.option(
+            "--retry-failed", is_flag=True, help="Send failed items of this checkpoint again."
+        ),
+        click.option(
+            "--summary-json",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Also write the summary as JSON here (for pipelines).",
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["auto", "json", "console"]),
+            default="auto",
+            show_default=True,
+            help="Log format on stderr; auto = JSON unless stderr is a terminal.",
+        ),
+    ]
+    if isinstance(fn, click.Command):
+        for option in options:  # a Command appends its params in order
+            option(fn)
+        return fn
+    for option in reversed(options):  # a function collects them in reverse
+        fn = option(fn)
+    return fn
+
+
+def _execute(job: JobSpec, default_checkpoint: Path, **options: Any) -> None:
+    """Apply overrides, run the job, exit with the contract's code."""
+    from .engine import RunOptions, run_job
+
+    configure_logging(options["log_format"])
+    try:
+        job = job.with_overrides(
+            rate=options["rate"],
+            burst=options["burst"],
+            concurrency=options["concurrency"],
+            max_attempts=options["max_attempts"],
+            failure_threshold=options["failure_threshold"],
+            endpoint_url=options["endpoint_url"],
+            region=options["region"],
+            profile=options["profile"],
+        )
+        checkpoint = options["checkpoint"] or (
+            Path(job.checkpoint) if job.checkpoint else default_checkpoint
+        )
+        report = options["report"] or (Path(job.report) if job.report else None)
+        result = run_job(
+            job,
+            RunOptions(
+                checkpoint=checkpoint,
+                report=report,
+                dry_run=options["dry_run"],
+                force=options["force"],
+                retry_failed=options["retry_failed"],
+                summary_json=options["summary_json"],
+                out=click.echo,
+            ),
+        )
+    except JobError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    except JobAborted as error:
+        click.echo(f"aborted: {error}", err=True)
+        sys.exit(EXIT_ABORTED)
+    sys.exit(result.exit_code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="bulkchime")
+def cli() -> None:
+    """Bulk operations on Amazon Chime users: batched, rate-limited, resumable.
+
+    Exit codes: 0 every item succeeded; 1 some failed or were rejected; 2 usage, job or
+    input error (nothing sent); 3 aborted (auth failure, failure threshold); 130
+    interrupted (run the same command again to resume).
+    """
+
+
+@cli.command()
+@click.argument("job_file", type=click.Path(dir_okay=False, path_type=Path))
+@_run_options
+def run(job_file: Path, **options: Any) -> None:
+    """Run the job described by JOB_FILE (TOML; see jobs/ for templates)."""
+    try:
+        job = load_job(job_file)
+    except JobError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    _execute(job, job_file.with_name(f"{job.name}.ckpt.sqlite"), **options)
+
+
+def _action_command(name: str) -> click.Command:
+    spec = ACTIONS[name]
+
+    def command(**options: Any) -> None:
+        document: dict[str, Any] = {"action": name}
+        account = options.pop("account")
+        account_name = options.pop("account_name")
+        if account:
+            document["account_id"] = account
+        if account_name:
+            document["account_name"] = account_name
+        input_section: dict[str, Any] = {}
+        if options.get("input"):
+            input_section["path"] = options.pop("input")
+        else:
+            options.pop("input", None)
+        key = options.pop("key", None)
+        if key:
+            input_section["key"] = key
+        where = options.pop("where", ())
+        if where:
+            input_section["query"] = dict(where)
+        if input_section:
+            document["input"] = input_section
+        params = {
+            param: options.pop(param)
+            for param in (*spec.required_params, *spec.optional_params)
+            if options.get(param) is not None
+        }
+        for param in (*spec.required_params, *spec.optional_params):
+            options.pop(param, None)
+        if params:
+            document["params"] = params
+        configure_logging(options["log_format"])
+        try:
+            job = job_from_dict(document)
+        except JobError as error:
+            click.echo(f"error: {error}", err=True)
+            sys.exit(EXIT_USAGE)
+        _execute(job, Path(f"{job.name}.ckpt.sqlite"), **options)
+
+    params: list[click.Parameter] = [
+        click.Option(["--account"], help="Account id of every item (rows may carry account_id)."),
+        click.Option(["--account-name"], help="Account by its exact name (looked up first)."),
+        click.Option(["--input"], help="CSV or JSONL file of items, or - for stdin."),
+        click.Option(
+            ["--key"],
+            type=click.Choice(list(spec.keys)),
+            help=f"Column naming each item (default {spec.keys[0]}).",
+        ),
+    ]
+    if spec.target is Target.USER:
+        params.append(
+            click.Option(
+                ["--where"],
+                multiple=True,
+                type=(str, str),
+                metavar="FIELD VALUE",
+                help="Select users from the account instead of a file: license, "
+                "registration_status or invitation_status (repeatable).",
+            )
+        )
+    for param in (*spec.required_params, *spec.optional_params):
+        if param in ("disable_remote_control", "enable_dial_out"):
+            params.append(
+                click.Option(
+                    [f"--{param.replace('_', '-')}/--no-{param.replace('_', '-')}"],
+                    default=None,
+                    help=f"Set {param}.",
+                )
+            )
+        else:
+            params.append(
+                click.Option([f"--{param.replace('_', '-')}"], help=f"The {param} to set.")
+            )
+    doc = (
+        f"{name}: {spec.operation}, up to {spec.items_per_request} items per request"
+        f"{'' if spec.idempotent else ' (not idempotent: verified before any resend)'}."
+    )
+    cmd = click.Command(name, callback=command, params=params, help=doc, short_help=doc)
+    return _run_options(cmd)
+
+
+for _name in ACTIONS:
+    cli.add_command(_action_command(_name))
+
+
+@cli.command("status")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def status_command(checkpoint: Path) -> None:
+    """Show a checkpoint's progress: counts by outcome, errors, speed, ETA, lock holder."""
+    from .status import status_text
+
+    try:
+        click.echo(status_text(checkpoint))
+    except BulkchimeError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "report_format",
+    type=click.Choice(["jsonl", "csv"]),
+    default=None,
+    help="Default: from --output's suffix, else jsonl.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here instead of stdout.",
+)
+def report_command(checkpoint: Path, report_format: str | None, output: Path | None) -> None:
+    """Write the per-item report of CHECKPOINT (also while a run is going)."""
+    store = Checkpoint(checkpoint, lock=False)
+    try:
+        if output is not None:
+            write_report(store, output, report_format)
+        else:
+            write_report_to(store, click.get_text_stream("stdout"), report_format or "jsonl")
+    finally:
+        store.close()
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, show_default=True, help="0 picks a free port.")
+@click.option("--accounts", default=2, show_default=True)
+@click.option("--users-per-account", default=100, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--rate", default=0.0, show_default=True, help="Server token bucket; 0 = unlimited.")
+@click.option("--burst", default=0, show_default=True, help="0 = max(1, rate).")
+@click.option("--error-rate", default=0.0, show_default=True, help="Share of 500/503 answers.")
+@click.option(
+    "--user-error-rate",
+    default=0.0,
+    show_default=True,
+    help="Share of per-user Throttled errors in batch calls.",
+)
+@click.option("--latency-ms", default=0.0, show_default=True)
+@click.option("--access-key-id", default="testing", show_default=True)
+@click.option("--secret-access-key", default="testing", show_default=True)
+def emulator(**options: Any) -> None:
+    """Serve a local emulator of the Chime API (prints 'listening on URL' first)."""
+    from .emulator import EmulatorConfig, run_emulator
+
+    run_emulator(EmulatorConfig(**options))
+
+
+@cli.command()
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bulkchime-demo"),
+    show_default=True,
+    help="Where the demo's input, checkpoint and report go.",
+)
+@click.option("--log-format", type=click.Choice(["auto", "json", "console"]), default="auto")
+def demo(workdir: Path, log_format: LogFormat) -> None:
+    """Start the emulator in-process and run a sample license migration through the engine."""
+    from .demo import run_demo
+
+    configure_logging(log_format)
+    sys.exit(run_demo(workdir, out=click.echo))
+
+
+def main() -> None:
+    """Console entry point."""
+    cli(prog_name="bulkchime")

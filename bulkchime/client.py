@@ -1,0 +1,439 @@
+"""The Chime client: one aiobotocore client, every call rate-limited, every error classified.
+
+The SDK's own retries are off (``total_max_attempts=1``): botocore's standard and
+adaptive modes do not retry Chime's 429 ``ThrottledClientException`` at all, its
+legacy mode retries it blindly, and none retries per-user ``Throttled`` errors
+inside a 200. The engine decides, so the SDK sends each request exactly once.
+
+:func:`classify` is the one place where botocore and aiohttp exceptions become the
+engine's :mod:`bulkchime.errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from aiobotocore.config import AioConfig
+from aiobotocore.session import AioSession
+from botocore import exceptions as boto_errors
+from botocore import xform_name
+
+from .actions import ActionSpec
+from .checkpoint import WorkItem
+from .constants import DEFAULT_REGION, RETRYABLE_USER_ERROR_CODES, SERVICE_NAME
+from .errors import ApiError, AuthError, BadBatchError, PermanentError, RetryableError
+from .schedule import RateLimiter
+
+if TYPE_CHECKING:
+    from types_aiobotocore_chime import ChimeClient
+else:
+    ChimeClient = Any
+
+__all__ = [
+    "ChimeApi",
+    "ItemResult",
+    "RequestStats",
+    "classify",
+    "open_client",
+    "resolve_endpoint",
+]
+
+#: Seconds to wait for a connection / for a response before calling it a retryable timeout.
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 30.0
+
+_RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None  # an HTTP date: rare from AWS; backoff covers it
+    return seconds if seconds > 0 else None
+
+
+def classify(exc: BaseException) -> ApiError:
+    """Turn what a call raised into the :class:`ApiError` the engine acts on."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, boto_errors.ClientError):
+        error = exc.response.get("Error", {})
+        meta = exc.response.get("ResponseMetadata", {})
+        status = int(meta.get("HTTPStatusCode") or 0)
+        code = str(error.get("Code") or f"HTTP{status}")
+        message = str(error.get("Message") or "")
+        retry_after = _retry_after(meta.get("HTTPHeaders", {}))
+        if status in _RETRYABLE_STATUS or status >= 500:
+            return RetryableError(code, message, status=status, retry_after_seconds=retry_after)
+        if status in (401, 403):
+            return AuthError(code, _auth_hint(code, message), status=status)
+        if status == 400:
+            return BadBatchError(code, message, status=status)
+        return PermanentError(code, message, status=status)
+    if isinstance(exc, boto_errors.NoCredentialsError | boto_errors.PartialCredentialsError):
+        return AuthError("NoCredentials", _auth_hint("NoCredentials", str(exc)))
+    if isinstance(exc, boto_errors.ReadTimeoutError | boto_errors.ConnectTimeoutError):
+        return RetryableError("Timeout", str(exc))
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return RetryableError("Timeout", "no response in time")
+    if isinstance(exc, boto_errors.ResponseParserError):
+        return RetryableError("MalformedResponse", _first_line(str(exc)))
+    if isinstance(exc, boto_errors.HTTPClientError | boto_errors.EndpointConnectionError):
+        return RetryableError("ConnectionError", _first_line(str(exc)))
+    if isinstance(exc, aiohttp.ClientError | ConnectionError | OSError):
+        return RetryableError("ConnectionError", _first_line(str(exc)) or type(exc).__name__)
+    if isinstance(exc, boto_errors.BotoCoreError):
+        return PermanentError(type(exc).__name__, _first_line(str(exc)))
+    return PermanentError(type(exc).__name__, _first_line(str(exc)))
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _auth_hint(code: str, message: str) -> str:
+    return (
+        f"{message or code}. HINT: the service refused the credentials or the signature; "
+        "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (or --profile), "
+        "that the session token has not expired, the region, and the machine's clock"
+    )
+
+
+def resolve_endpoint(explicit: str | None) -> str | None:
+    """The endpoint URL: explicit, else ``AWS_ENDPOINT_URL_CHIME``, else ``AWS_ENDPOINT_URL``."""
+    return (
+        explicit or os.environ.get("AWS_ENDPOINT_URL_CHIME") or os.environ.get("AWS_ENDPOINT_URL")
+    )
+
+
+@asynccontextmanager
+async def open_client(
+    *,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+    concurrency: int = 8,
+) -> AsyncIterator[ChimeClient]:
+    """An aiobotocore Chime client with the SDK's retries off.
+
+    Credentials come from the standard AWS chain; missing ones raise
+    :class:`AuthError` before any request is made.
+    """
+    session = AioSession(profile=profile)
+    if await session.get_credentials() is None:
+        raise AuthError("NoCredentials", _auth_hint("NoCredentials", "no AWS credentials found"))
+    config = AioConfig(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        max_pool_connections=max(concurrency, 1) + 2,
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+    )
+    region_name = region or session.get_config_variable("region") or DEFAULT_REGION
+    async with session.create_client(
+        SERVICE_NAME,
+        region_name=region_name,
+        endpoint_url=resolve_endpoint(endpoint_url),
+        config=config,
+    ) as client:
+        yield client
+
+
+@dataclass(slots=True)
+class RequestStats:
+    """What was sent: the summary's and the progress line's figures."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    throttled: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        """Requests sent, over every operation."""
+        return sum(self.requests.values())
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    """The server's answer for one item of a batch."""
+
+    ok: bool
+    retryable: bool = False
+    code: str | None = None
+    message: str | None = None
+    result: Mapping[str, Any] | None = None
+
+
+_OK = ItemResult(ok=True)
+
+#: User fields kept in reports and exports; PersonalPIN is a secret and never kept.
+_USER_FIELDS = (
+    "UserId",
+    "AccountId",
+    "PrimaryEmail",
+    "DisplayName",
+    "LicenseType",
+    "UserRegistrationStatus",
+    "UserInvitationStatus",
+)
+
+
+def public_user(user: Mapping[str, Any]) -> dict[str, Any]:
+    """A user record without secrets, with JSON-ready values."""
+    return {name: str(user[name]) for name in _USER_FIELDS if user.get(name) is not None}
+
+
+class ChimeApi:
+    """The calls the engine makes, each through the shared limiter and classified."""
+
+    def __init__(self, client: ChimeClient, limiter: RateLimiter, stats: RequestStats) -> None:
+        self._client = client
+        self.limiter = limiter
+        self.stats = stats
+
+    async def call(self, operation: str, **params: Any) -> dict[str, Any]:
+        """Send one request of *operation* (the model's name) once; raise :class:`ApiError`."""
+        method = getattr(self._client, xform_name(operation))
+        async with self.limiter:
+            self.stats.requests[operation] += 1
+            try:
+                response: dict[str, Any] = await method(**params)
+            except Exception as exc:  # every failure is classified, none escapes raw
+                error = classify(exc)
+                self.stats.errors[error.code] += 1
+                if error.status == 429:
+                    self.stats.throttled += 1
+                    self.limiter.on_throttle(error.retry_after_seconds)
+                raise error from exc
+        self.limiter.on_success()
+        return response
+
+    # -- look-ups ------------------------------------------------------------------
+
+    async def find_user(self, account_id: str, email: str) -> dict[str, Any] | None:
+        """The user of *account_id* whose primary email is *email*, or ``None``."""
+        response = await self.call("ListUsers", AccountId=account_id, UserEmail=email)
+        for user in response.get("Users", []):
+            if str(user.get("PrimaryEmail", "")).lower() == email.lower():
+                return dict(user)
+        return None
+
+    async def iter_users(self, account_id: str) -> AsyncIterator[dict[str, Any]]:
+        """Every user of *account_id*, page by page (200 a page)."""
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"AccountId": account_id, "MaxResults": 200}
+            if token:
+                params["NextToken"] = token
+            response = await self.call("ListUsers", **params)
+            for user in response.get("Users", []):
+                yield dict(user)
+            token = response.get("NextToken")
+            if not token:
+                return
+
+    async def list_accounts(
+        self, *, name: str | None = None, user_email: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Accounts matching *name* (exactly) or holding *user_email*; every page."""
+        accounts: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"MaxResults": 200}
+            if name is not None:
+                params["Name"] = name
+            if user_email is not None:
+                params["UserEmail"] = user_email
+            if token:
+                params["NextToken"] = token
+            response = await self.call("ListAccounts", **params)
+            accounts.extend(dict(account) for account in response.get("Accounts", []))
+            token = response.get("NextToken")
+            if not token:
+                break
+        if name is not None:
+            accounts = [account for account in accounts if account.get("Name") == name]
+        return accounts
+
+    async def get_account(self, account_id: str) -> dict[str, Any] | None:
+        """The account, or ``None`` when the service says it does not exist."""
+        try:
+            response = await self.call("GetAccount", AccountId=account_id)
+        except PermanentError as error:
+            if error.status == 404:
+                return None
+            raise
+        return dict(response.get("Account", {}))
+
+    # -- actions -------------------------------------------------------------------
+
+    async def execute(
+        self,
+        action: ActionSpec,
+        account_id: str | None,
+        items: Sequence[WorkItem],
+        params: Mapping[str, Any],
+    ) -> list[ItemResult]:
+        """Send one request of *action* for *items*; one :class:`ItemResult` per item.
+
+        Raises :class:`ApiError` when the request as a whole failed.
+        """
+        name = action.name
+        if name in ("suspend", "unsuspend", "update-license"):
+            return await self._batch_users(action, _need(account_id), items, params)
+        if name == "invite":
+            return await self._invite(_need(account_id), items)
+        if action.target.value == "account":
+            return [await self._account_call(name, items[0], params)]
+        return [await self._user_call(name, _need(account_id), items[0], params)]
+
+    async def _batch_users(
+        self,
+        action: ActionSpec,
+        account_id: str,
+        items: Sequence[WorkItem],
+        params: Mapping[str, Any],
+    ) -> list[ItemResult]:
+        user_ids = [_need(item.user_id) for item in items]
+        if action.name == "update-license":
+            entries = [
+                {
+                    "UserId": user_id,
+                    "LicenseType": str(item.fields.get("license") or params["license"]),
+                }
+                for user_id, item in zip(user_ids, items, strict=True)
+            ]
+            response = await self.call(
+                "BatchUpdateUser", AccountId=account_id, UpdateUserRequestItems=entries
+            )
+        else:
+            response = await self.call(action.operation, AccountId=account_id, UserIdList=user_ids)
+        errors = {str(e.get("UserId")): e for e in response.get("UserErrors", [])}
+        results: list[ItemResult] = []
+        for user_id in user_ids:
+            error = errors.get(user_id)
+            if error is None:
+                results.append(_OK)
+            else:
+                code = str(error.get("ErrorCode") or "Unknown")
+                results.append(
+                    ItemResult(
+                        ok=False,
+                        retryable=code in RETRYABLE_USER_ERROR_CODES,
+                        code=code,
+                        message=str(error.get("ErrorMessage") or ""),
+                    )
+                )
+        return results
+
+    async def _invite(self, account_id: str, items: Sequence[WorkItem]) -> list[ItemResult]:
+        emails = [_need(item.email) for item in items]
+        response = await self.call("InviteUsers", AccountId=account_id, UserEmailList=emails)
+        invites = {
+            str(invite.get("EmailAddress", "")).lower(): invite
+            for invite in response.get("Invites", [])
+        }
+        results: list[ItemResult] = []
+        for email in emails:
+            invite = invites.get(email.lower())
+            if invite is None:
+                results.append(
+                    ItemResult(
+                        ok=False, code="NotInvited", message="the service returned no invite"
+                    )
+                )
+            elif invite.get("Status") == "Failed" or invite.get("EmailStatus") == "Failed":
+                results.append(
+                    ItemResult(
+                        ok=False,
+                        code="InviteFailed",
+                        message=(
+                            f"invite status {invite.get('Status')}, "
+                            f"email {invite.get('EmailStatus')}"
+                        ),
+                    )
+                )
+            else:
+                results.append(
+                    ItemResult(ok=True, result={"InviteId": str(invite.get("InviteId"))})
+                )
+        return results
+
+    async def _user_call(
+        self, name: str, account_id: str, item: WorkItem, params: Mapping[str, Any]
+    ) -> ItemResult:
+        user_id = _need(item.user_id)
+        if name == "update-user":
+            license_type = item.fields.get("license") or params.get("license")
+            kwargs: dict[str, Any] = {"AccountId": account_id, "UserId": user_id}
+            if license_type:
+                kwargs["LicenseType"] = str(license_type)
+            await self.call("UpdateUser", **kwargs)
+            return _OK
+        if name == "logout":
+            await self.call("LogoutUser", AccountId=account_id, UserId=user_id)
+            return _OK
+        if name == "reset-pin":
+            # The new PIN is in the response; it is a secret and is not kept anywhere.
+            await self.call("ResetPersonalPIN", AccountId=account_id, UserId=user_id)
+            return _OK
+        if name == "get-user":
+            response = await self.call("GetUser", AccountId=account_id, UserId=user_id)
+            return ItemResult(ok=True, result=public_user(response.get("User", {})))
+        raise ValueError(f"no user call for action {name!r}")
+
+    async def _account_call(
+        self, name: str, item: WorkItem, params: Mapping[str, Any]
+    ) -> ItemResult:
+        if name == "create-account":
+            response = await self.call("CreateAccount", Name=item.key)
+            account = response.get("Account", {})
+            return ItemResult(ok=True, result={"AccountId": str(account.get("AccountId"))})
+        account_id = _need(item.account_id or item.key)
+        if name == "update-account":
+            new_name = item.fields.get("name") or params.get("name")
+            response = await self.call("UpdateAccount", AccountId=account_id, Name=str(new_name))
+            return ItemResult(
+                ok=True, result={"Name": str(response.get("Account", {}).get("Name"))}
+            )
+        if name == "delete-account":
+            try:
+                await self.call("DeleteAccount", AccountId=account_id)
+            except PermanentError as error:
+                # A retry after a lost response finds the account gone: that is success.
+                if error.status == 404 and item.attempts > 0:
+                    return ItemResult(ok=True, message="already deleted")
+                raise
+            return _OK
+        if name == "get-settings":
+            response = await self.call("GetAccountSettings", AccountId=account_id)
+            settings = response.get("AccountSettings", {})
+            return ItemResult(ok=True, result={k: bool(v) for k, v in settings.items()})
+        if name == "update-settings":
+            settings = {
+                model_name: bool(params[param])
+                for param, model_name in (
+                    ("disable_remote_control", "DisableRemoteControl"),
+                    ("enable_dial_out", "EnableDialOut"),
+                )
+                if param in params
+            }
+            await self.call("UpdateAccountSettings", AccountId=account_id, AccountSettings=settings)
+            return _OK
+        raise ValueError(f"no account call for action {name!r}")
+
+
+def _need(value: str | None) -> str:
+    if value is None:
+        raise ValueError("item is missing a value the request needs")
+    return value

@@ -1,0 +1,34 @@
+"""Logging: structlog, one event per line; JSON when stderr is not a terminal."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal
+
+import structlog
+
+__all__ = ["LogFormat", "configure_logging"]
+
+LogFormat = Literal["auto", "json", "console"]
+
+
+def configure_logging(log_format: LogFormat = "auto", level: int = logging.INFO) -> None:
+    """Send structlog events to stderr, as JSON lines or for a human at a terminal."""
+    if log_format == "auto":
+        log_format = "console" if sys.stderr.isatty() else "json"
+    renderer: structlog.types.Processor
+    if log_format == "json":
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )

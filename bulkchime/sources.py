@@ -1,0 +1,485 @@
+"""Input rows, streamed from CSV or JSONL files or stdin, normalized and checked one by one.
+
+:func:`read_source` is a generator: it holds one row (and one read chunk) in memory at a
+time, so a file of a million users costs no more memory than a file of ten. It raises
+:class:`~bulkchime.errors.InputError` for problems with the input as a whole (unreadable,
+empty, not UTF-8, no key column, broken CSV quoting, invalid JSON) and yields every row
+it can parse, with :attr:`SourceRow.rejection` set when that one row cannot be sent.
+
+It does not drop duplicates: :attr:`SourceRow.key` is the normalized dedupe key (emails
+trimmed and lower-cased), and the checkpoint dedupes on it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+import itertools
+import json
+import os
+import re
+import sys
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import BinaryIO, Final
+
+from bulkchime.errors import InputError
+
+__all__ = ["KEYS", "SourceRow", "file_fingerprint", "read_source"]
+
+#: The key columns an input can be read by.
+KEYS: Final[tuple[str, ...]] = ("email", "user_id", "account_id", "name")
+
+#: What an email must look like (after trimming) to be sent at all.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+#: Any whitespace, which an ID never contains.
+_WHITESPACE = re.compile(r"\s")
+#: The model's ``AccountName`` length limits.
+_NAME_MAX = 100
+#: Bytes read from the input at a time.
+_CHUNK = 64 * 1024
+#: Header names shown in a "no such column" message before it is cut short.
+_HEADER_SHOWN = 20
+_STDIN_NAME = "<stdin>"
+_CSV_SUFFIXES = (".csv",)
+_JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    """One input row: the user (or account) it names and the other values it carries."""
+
+    #: 1-based line of the file where the row starts (a CSV header is line 1).
+    line: int
+    #: The normalized key and dedupe key: emails trimmed and lower-cased, others trimmed.
+    key: str
+    #: The key as written in the file, trimmed of surrounding whitespace.
+    raw_key: str
+    #: The row's own ``account_id`` when it has a non-empty one (unless that is the key).
+    account_id: str | None
+    #: Every other column or field: names trimmed and lower-cased, values trimmed.
+    fields: Mapping[str, str]
+    #: Why this row cannot be sent, naming the field; ``None`` for a good row.
+    rejection: str | None
+
+
+def read_source(
+    path: str | os.PathLike[str],
+    key: str,
+    *,
+    stdin: BinaryIO | None = None,
+    display_name: str | None = None,
+) -> Generator[SourceRow, None, None]:
+    """Stream the rows of the input at *path*, keyed by the column or field *key*.
+
+    *key* is one of :data:`KEYS`. A *path* of ``"-"`` reads *stdin* (by default
+    ``sys.stdin.buffer``, which is left open). Files ending in ``.csv`` are CSV, in
+    ``.jsonl`` or ``.ndjson`` JSON Lines; anything else, and stdin, is sniffed: JSONL
+    when the first non-blank character is ``{``, else CSV.
+
+    Errors name the input by *display_name*, by default the path as given (``<stdin>``
+    for ``"-"``). An unknown *key* raises at once; every other
+    :class:`~bulkchime.errors.InputError` is raised while iterating, since the reader
+    opens the file only on the first ``next()``. It is a generator: ``close()`` it to
+    release the file before the end.
+    """
+    name = display_name if display_name is not None else _display(path)
+    if key not in KEYS:
+        raise InputError(
+            name,
+            f"unknown key {key!r}. HINT: use one of {', '.join(KEYS)}",
+            field="key",
+        )
+    return _read(path, key, stdin, name)
+
+
+def file_fingerprint(path: str | os.PathLike[str]) -> str:
+    """Return ``"sha256:<hex>"`` of the file's bytes, read in chunks.
+
+    Raises :class:`~bulkchime.errors.InputError` when the file cannot be read and
+    ``ValueError`` for ``"-"``: stdin cannot be read twice, so it has no fingerprint
+    to compare on resume.
+    """
+    if os.fspath(path) == "-":
+        raise ValueError("stdin has no fingerprint. HINT: fingerprint a file, not '-'")
+    try:
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256")
+    except OSError as exc:
+        raise InputError(_display(path), _cannot_read(exc)) from exc
+    return f"sha256:{digest.hexdigest()}"
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def _display(path: str | os.PathLike[str]) -> str:
+    text = os.fspath(path)
+    return _STDIN_NAME if text == "-" else text
+
+
+def _cannot_read(exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    return f"cannot read: {reason}. HINT: check the path and its permissions"
+
+
+class _Utf8Checked(io.BufferedIOBase):
+    """A byte stream that checks UTF-8 as it passes, so a bad byte is known by its line.
+
+    ``TextIOWrapper`` decodes in chunks, so its own ``UnicodeDecodeError`` cannot tell
+    which line held the bad byte; this wrapper counts newlines in the bytes it has
+    passed on and raises :class:`InputError` with the line.
+    """
+
+    def __init__(self, raw: BinaryIO, *, owned: bool, name: str) -> None:
+        super().__init__()
+        self._raw = raw
+        self._owned = owned
+        self._name = name
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._newlines = 0
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is not None and size >= 0:
+            return self._check(self._raw.read(size))
+        chunks = []
+        while chunk := self._check(self._raw.read(_CHUNK)):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def read1(self, size: int = -1) -> bytes:
+        read1 = getattr(self._raw, "read1", None)
+        n = _CHUNK if size < 0 else size
+        data: bytes = read1(n) if read1 is not None else self._raw.read(n)
+        return self._check(data)
+
+    def _check(self, data: bytes) -> bytes:
+        try:
+            self._decoder.decode(data, final=not data)
+        except UnicodeDecodeError as exc:
+            # The decoder's object is its few pending bytes (never a newline) plus data.
+            before = exc.object[: exc.start]
+            line = self._newlines + before.count(b"\n") + 1
+            bad = exc.object[exc.start : exc.start + 1].hex()
+            raise InputError(
+                self._name,
+                f"is not UTF-8 text (byte 0x{bad or '??'} cannot be decoded). "
+                "HINT: save the file as UTF-8 (in Excel: 'CSV UTF-8'), "
+                "or convert it with: iconv -f LATIN1 -t UTF-8",
+                line=line,
+            ) from None
+        self._newlines += data.count(b"\n")
+        return data
+
+    def close(self) -> None:
+        if not self.closed and self._owned:
+            self._raw.close()
+        super().close()
+
+
+def _read(
+    path: str | os.PathLike[str], key: str, stdin: BinaryIO | None, name: str
+) -> Generator[SourceRow, None, None]:
+    text_path = os.fspath(path)
+    raw: BinaryIO
+    if text_path == "-":
+        raw, owned = (stdin if stdin is not None else sys.stdin.buffer), False
+    else:
+        try:
+            raw, owned = open(text_path, "rb"), True
+        except OSError as exc:
+            raise InputError(name, _cannot_read(exc)) from exc
+    text = io.TextIOWrapper(
+        _Utf8Checked(raw, owned=owned, name=name), encoding="utf-8-sig", newline=""
+    )
+    try:
+        first, blanks, lines = _peek(text)
+        if first is None:
+            raise InputError(
+                name, "is empty. HINT: the input has no rows; check that it was fully written"
+            )
+        suffix = os.path.splitext(text_path)[1].lower() if text_path != "-" else ""
+        if suffix in _CSV_SUFFIXES:
+            yield from _csv_rows(lines, key, name)
+        elif suffix in _JSONL_SUFFIXES or first == "{":
+            yield from _jsonl_rows(lines, key, name)
+        elif first == "[":
+            raise InputError(
+                name,
+                "looks like a JSON array, which is not read. HINT: write one JSON object "
+                "per line (JSON Lines, .jsonl), e.g. with: jq -c '.[]'",
+                line=blanks + 1,
+            )
+        else:
+            yield from _csv_rows(lines, key, name)
+    except OSError as exc:
+        raise InputError(name, _cannot_read(exc)) from exc
+    finally:
+        text.close()
+
+
+def _peek(text: Iterable[str]) -> tuple[str | None, int, Iterator[str]]:
+    """Return the first non-blank character, the blank lines before it, and all lines.
+
+    Leading blank lines are counted, not kept, so the peek holds one line at most.
+    """
+    lines = iter(text)
+    blanks = 0
+    for line in lines:
+        stripped = line.strip()
+        if stripped:
+            lines = itertools.chain(itertools.repeat("\n", blanks), [line], lines)
+            return stripped[0], blanks, lines
+        blanks += 1
+    return None, blanks, iter(())
+
+
+# --- CSV ----------------------------------------------------------------------------------
+
+
+def _csv_rows(lines: Iterator[str], key: str, name: str) -> Iterator[SourceRow]:
+    # strict: a stray quote raises instead of silently swallowing the rest of the file.
+    reader = csv.reader(lines, strict=True)
+    header: list[str] | None = None
+    header_line = 0
+    key_at = 0
+    account_at: int | None = None
+    others: list[tuple[int, str]] = []
+    rows = 0
+    while True:
+        start = reader.line_num + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            end = f" (the record runs to line {reader.line_num})" if reader.line_num > start else ""
+            raise InputError(
+                name,
+                f"is not valid CSV: {exc}{end}. HINT: a value holding a comma, quote or "
+                'newline must be quoted, and quotes inside it doubled: "Smith, ""J"""',
+                line=start,
+            ) from None
+        if not any(value.strip() for value in record):
+            continue  # blank lines, and the ",,," rows spreadsheets leave behind
+        if header is None:
+            header, header_line = [value.strip().lower() for value in record], start
+            key_at, account_at, others = _columns(header, key, name, start)
+            continue
+        rows += 1
+        yield _csv_row(start, record, header, key, key_at, account_at, others)
+    if header is not None and rows == 0:
+        raise InputError(
+            name,
+            "has a header but no rows. HINT: add one row per user below the header",
+            line=header_line,
+        )
+
+
+def _columns(
+    header: list[str], key: str, name: str, line: int
+) -> tuple[int, int | None, list[tuple[int, str]]]:
+    """Find the key and account columns; the others are (index, name) pairs."""
+    seen: set[str] = set()
+    for column in header:
+        if column and column in seen:
+            raise InputError(
+                name,
+                f"the header names the column {column!r} twice. HINT: rename or delete one",
+                line=line,
+                field=column,
+            )
+        seen.add(column)
+    if key not in seen:
+        shown = ", ".join(column or "''" for column in header[:_HEADER_SHOWN])
+        if len(header) > _HEADER_SHOWN:
+            shown += f", ... ({len(header)} columns)"
+        hint = ""
+        if any("@" in column for column in header):
+            hint = (
+                f". HINT: the first line looks like data, not a header; "
+                f"add a header line such as '{key}' at the top"
+            )
+        raise InputError(
+            name,
+            f"no {key!r} column; the header has: {shown}; use --key to name the key column "
+            f"(input.key in a job file), or rename the column to {key!r}{hint}",
+            line=line,
+            field=key,
+        )
+    key_at = header.index(key)
+    account_at = (
+        header.index("account_id") if key != "account_id" and "account_id" in seen else None
+    )
+    others = [
+        (index, column)
+        for index, column in enumerate(header)
+        if column and index != key_at and index != account_at
+    ]
+    return key_at, account_at, others
+
+
+def _csv_row(
+    line: int,
+    record: list[str],
+    header: list[str],
+    key: str,
+    key_at: int,
+    account_at: int | None,
+    others: list[tuple[int, str]],
+) -> SourceRow:
+    width = len(record)
+
+    def value(index: int) -> str:
+        return record[index].strip() if index < width else ""
+
+    rejection = None
+    # Trailing empty fields (a spreadsheet's stray commas) are harmless; extra data is not.
+    if width > len(header) and any(extra.strip() for extra in record[len(header) :]):
+        rejection = (
+            f"row has {width} fields, header has {len(header)}. "
+            "HINT: quote values that contain commas"
+        )
+    fields = {column: value(index) for index, column in others}
+    account = value(account_at) if account_at is not None else ""
+    return _row(line, key, value(key_at), account, fields, rejection)
+
+
+# --- JSONL --------------------------------------------------------------------------------
+
+
+def _jsonl_rows(lines: Iterator[str], key: str, name: str) -> Iterator[SourceRow]:
+    for number, text in enumerate(lines, 1):
+        if not text.strip():
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            hint = "HINT: each line must be one complete JSON object"
+            if not text.endswith(("\n", "\r")):
+                hint = "HINT: the last line has no newline, so the file looks cut short"
+            raise InputError(
+                name, f"invalid JSON: {exc.msg} (column {exc.colno}). {hint}", line=number
+            ) from None
+        except (ValueError, RecursionError) as exc:
+            raise InputError(name, f"invalid JSON: {exc}", line=number) from None
+        if not isinstance(value, dict):
+            raise InputError(
+                name,
+                f"the line holds a JSON {_json_kind(value)}, not an object. HINT: write one "
+                f'object per line, e.g. {{"{key}": "..."}}',
+                line=number,
+            )
+        yield _jsonl_row(number, value, key)
+
+
+def _jsonl_row(line: int, obj: dict[str, object], key: str) -> SourceRow:
+    rejection = None
+    values: dict[str, str] = {}
+    written: dict[str, str] = {}
+    for field, raw in obj.items():
+        column = field.strip().lower()
+        if column in written:
+            rejection = rejection or (
+                f"fields {written[column]!r} and {field!r} are the same field; keep one"
+            )
+            continue
+        written[column] = field
+        if isinstance(raw, dict | list):
+            rejection = rejection or (
+                f"{column} is a JSON {_json_kind(raw)}; values must be strings or numbers"
+            )
+            continue
+        values[column] = _scalar(raw)
+    raw_key = values.pop(key, None)
+    if raw_key is None and rejection is None and key not in written:
+        rejection = (
+            f"no {key!r} field. HINT: give each object a {key!r} field, or choose another --key"
+        )
+    account = values.pop("account_id", "") if key != "account_id" else ""
+    return _row(line, key, raw_key or "", account, values, rejection)
+
+
+def _scalar(value: object) -> str:
+    """A JSON scalar as the text a CSV cell would hold (JSON spelling for booleans)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).strip()
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, str):
+        return "string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return "number"
+
+
+# --- validation ---------------------------------------------------------------------------
+
+
+def _row(
+    line: int,
+    key: str,
+    raw_key: str,
+    account: str,
+    fields: dict[str, str],
+    rejection: str | None,
+) -> SourceRow:
+    normalized, problem = _check_key(key, raw_key)
+    if problem is None and account and _WHITESPACE.search(account):
+        problem = f"malformed account_id {_show(account)}: an ID has no spaces"
+    return SourceRow(
+        line=line,
+        key=normalized,
+        raw_key=raw_key,
+        account_id=account or None,
+        fields=fields,
+        rejection=rejection or problem,
+    )
+
+
+def _check_key(key: str, raw: str) -> tuple[str, str | None]:
+    """Return the normalized key and, for a bad one, why it is rejected."""
+    if key == "email":
+        normalized = raw.lower()
+        if not raw:
+            return normalized, "empty email"
+        if not _EMAIL.fullmatch(raw):
+            return normalized, (
+                f"malformed email {_show(raw)}: expected an address like name@example.com"
+            )
+        return normalized, None
+    if not raw:
+        return raw, f"empty {key}"
+    if key == "name":
+        if len(raw) > _NAME_MAX:
+            return raw, (
+                f"name is {len(raw)} characters long; an account name has 1 to {_NAME_MAX}"
+            )
+        return raw, None
+    if _WHITESPACE.search(raw):
+        return raw, f"malformed {key} {_show(raw)}: an ID has no spaces"
+    return raw, None
+
+
+def _show(value: str, limit: int = 60) -> str:
+    """A value quoted for a message, cut short when long."""
+    return repr(value if len(value) <= limit else value[: limit - 3] + "...")

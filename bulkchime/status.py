@@ -1,0 +1,61 @@
+"""``bulkchime status``: what a checkpoint says about its run, readable at any time."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .checkpoint import Checkpoint
+
+__all__ = ["status_text"]
+
+_ORDER = ("succeeded", "failed", "rejected", "skipped", "pending", "in_flight")
+
+
+def status_text(path: Path) -> str:
+    """Counts by outcome, attempts, last errors, speed, ETA and the lock holder of *path*."""
+    holder = Checkpoint.lock_holder(path)
+    store = Checkpoint(path, lock=False)
+    try:
+        meta = store.job_meta() or {}
+        counts = store.counts()
+        info = store.info()
+        errors = store.error_counts()
+        last = store.last_errors()
+        attempts = store.total_attempts()
+    finally:
+        store.close()
+    total = sum(counts.values())
+    lines = [f"checkpoint: {path}"]
+    if meta:
+        lines.append(
+            f"job: {' -> '.join(meta.get('actions', []))} "
+            f"(input {meta.get('input') or meta.get('query') or 'account'})"
+        )
+    lines.append(f"total: {total}")
+    for status in _ORDER:
+        if counts.get(status) or status in _ORDER[:4]:
+            lines.append(f"  {status}: {counts.get(status, 0)}")
+    lines.append(f"attempts: {attempts}")
+    if errors:
+        lines.append("errors: " + ", ".join(f"{code} {n}" for code, n in errors.items()))
+    for key, code, message in last:
+        lines.append(f"  last: {key}: {code}: {message}")
+    started = info.get("started")
+    finished = info.get("finished")
+    left = counts.get("pending", 0) + counts.get("in_flight", 0)
+    if started:
+        end = finished if finished and not left else time.time()
+        elapsed = max(end - float(started), 1e-9)
+        done = counts.get("succeeded", 0) + counts.get("failed", 0)
+        speed = done / elapsed
+        lines.append(f"throughput: {speed:.1f} items/s over the last run ({elapsed:.0f} s)")
+        if left:
+            eta = f"{left / speed:.0f} s" if speed > 0 else "unknown"
+            lines.append(f"eta: {eta} for {left} items left")
+    if holder is not None:
+        lines.append(f"running: yes, pid {holder} holds the checkpoint")
+    else:
+        state = "finished" if not left else "stopped; run the same command again to resume"
+        lines.append(f"running: no ({state})")
+    return "\n".join(lines)
