@@ -280,7 +280,7 @@ def report_command(checkpoint: Path, report_format: str | None, output: Path | N
         if output is not None:
             write_report(store, output, report_format)
         else:
-            write_report_to(store, click.get_text_stream("stdout"), report_format or "jsonl")
+            write_report_to(store, sys.stdout, report_format or "jsonl")
     finally:
         store.close()
 

@@ -463,6 +463,13 @@ class _Checker:
                 "give input.path or input.query, not both. HINT: a file names the users; "
                 "a query selects them from the account",
             )
+        elif path is None and query_value is None and specs[0].target is Target.ACCOUNT:
+            if not has_account:
+                self.fail(
+                    "input.path",
+                    f"is missing: {specs[0].name} needs accounts. HINT: account_id for one "
+                    "account, or an input file with an account_id column",
+                )
         elif path is None and query_value is None:
             self.fail(
                 "input.path",
