@@ -307,17 +307,19 @@ class Checkpoint:
         return row is not None and row[0] == "1"
 
     def check_job(self, job: Mapping[str, Any], *, force: bool = False) -> bool:
-        """Compare *job* with the stored job; store it if new.
+        """Compare *job* with the stored job; store it if new. Returns whether to ingest.
 
-        Returns whether the checkpoint already holds this job's items. Raises
-        :class:`CheckpointMismatch` when it was made for another job, unless *force*.
+        The input must be (re)read when the checkpoint is new, when a run died while
+        reading it, or when *force* accepts a changed input. Raises
+        :class:`CheckpointMismatch` when the checkpoint was made for another job,
+        unless *force*.
         """
         stored = self.job_meta()
         if stored is None:
             self._set_meta(
                 {"job": json.dumps(dict(job), sort_keys=True), "schema": _SCHEMA_VERSION}
             )
-            return False
+            return True
         differences = [
             name for name in sorted(set(stored) | set(job)) if stored.get(name) != job.get(name)
         ]
@@ -333,7 +335,8 @@ class Checkpoint:
             )
         if differences:
             self._set_meta({"job": json.dumps(dict(job), sort_keys=True)})
-        return self.is_ingested()
+        input_changed = any(name in ("input", "input_sha256", "query") for name in differences)
+        return not self.is_ingested() or input_changed
 
     def _set_meta(self, values: Mapping[str, str]) -> None:
         with self._transaction():

@@ -75,7 +75,13 @@ def classify(exc: BaseException) -> ApiError:
         message = str(error.get("Message") or "")
         retry_after = _retry_after(meta.get("HTTPHeaders", {}))
         if status in _RETRYABLE_STATUS or status >= 500:
-            return RetryableError(code, message, status=status, retry_after_seconds=retry_after)
+            return RetryableError(
+                code,
+                message,
+                status=status,
+                retry_after_seconds=retry_after,
+                maybe_applied=status not in (429, 503),
+            )
         if status in (401, 403):
             return AuthError(code, _auth_hint(code, message), status=status)
         if status == 400:
@@ -83,16 +89,19 @@ def classify(exc: BaseException) -> ApiError:
         return PermanentError(code, message, status=status)
     if isinstance(exc, boto_errors.NoCredentialsError | boto_errors.PartialCredentialsError):
         return AuthError("NoCredentials", _auth_hint("NoCredentials", str(exc)))
-    if isinstance(exc, boto_errors.ReadTimeoutError | boto_errors.ConnectTimeoutError):
-        return RetryableError("Timeout", str(exc))
-    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
-        return RetryableError("Timeout", "no response in time")
-    if isinstance(exc, boto_errors.ResponseParserError):
-        return RetryableError("MalformedResponse", _first_line(str(exc)))
-    if isinstance(exc, boto_errors.HTTPClientError | boto_errors.EndpointConnectionError):
+    if isinstance(exc, boto_errors.ConnectTimeoutError):
+        return RetryableError("ConnectTimeout", _first_line(str(exc)))
+    if isinstance(exc, boto_errors.EndpointConnectionError):
+        # Could not connect at all: nothing reached the service.
         return RetryableError("ConnectionError", _first_line(str(exc)))
-    if isinstance(exc, aiohttp.ClientError | ConnectionError | OSError):
-        return RetryableError("ConnectionError", _first_line(str(exc)) or type(exc).__name__)
+    if isinstance(exc, boto_errors.ReadTimeoutError | asyncio.TimeoutError | TimeoutError):
+        return RetryableError("Timeout", "no response in time", maybe_applied=True)
+    if isinstance(exc, boto_errors.ResponseParserError):
+        return RetryableError("MalformedResponse", _first_line(str(exc)), maybe_applied=True)
+    if isinstance(exc, boto_errors.HTTPClientError | aiohttp.ClientError | OSError):
+        return RetryableError(
+            "ConnectionError", _first_line(str(exc)) or type(exc).__name__, maybe_applied=True
+        )
     if isinstance(exc, boto_errors.BotoCoreError):
         return PermanentError(type(exc).__name__, _first_line(str(exc)))
     return PermanentError(type(exc).__name__, _first_line(str(exc)))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import signal
 import tempfile
 import time
@@ -27,7 +28,12 @@ from pathlib import Path
 from typing import Any, BinaryIO, ParamSpec, TypeVar
 
 import structlog
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    retry_if_exception_type,
+    stop_after_attempt,
+)
 
 from .actions import ActionSpec, Target, get_action
 from .checkpoint import Checkpoint, ItemRecord, State, TaskOutcome, WorkItem
@@ -60,6 +66,8 @@ log = structlog.get_logger("bulkchime")
 SCAN_THRESHOLD = 100
 #: Finished items needed before the failure threshold can abort a job.
 FAILURE_THRESHOLD_MIN_ITEMS = 20
+#: Seconds in-flight requests get to finish after SIGINT/SIGTERM before they are cut off.
+SHUTDOWN_GRACE_SECONDS = 30.0
 #: Seconds between progress events.
 PROGRESS_INTERVAL = 5.0
 #: Items read from the checkpoint per page while sending.
@@ -99,6 +107,38 @@ class RunResult:
     report_path: Path | None
     checkpoint_path: Path
     message: str | None = None
+
+
+class _CrashPoints:
+    """Test hook: ``BULKCHIME_CRASHPOINT=after_intent=3`` SIGKILLs the process there.
+
+    The crash-safety tests use it to die at exact instants (after the intent is
+    committed but before the request is sent, after the response but before the
+    outcome is committed); unset, it costs one dictionary look-up per batch.
+    """
+
+    def __init__(self, spec: str | None) -> None:
+        self._left: dict[str, int] = {}
+        for part in (spec or "").split(","):
+            name, _, count = part.partition("=")
+            if name.strip():
+                self._left[name.strip()] = int(count or 1)
+
+    def reached(self, name: str) -> None:
+        left = self._left.get(name)
+        if left is None:
+            return
+        left -= 1
+        self._left[name] = left
+        if left <= 0:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+_crash_points = _CrashPoints(os.environ.get("BULKCHIME_CRASHPOINT"))
+
+
+class _Stopped(Exception):
+    """Raised inside a retry loop when the job is stopping: do not send again."""
 
 
 class Engine:
@@ -168,14 +208,14 @@ class Engine:
 
     async def run(self, api: ChimeApi) -> None:
         """Ingest (if needed), then send every phase."""
-        resumed = await self._db(
+        needs_ingest = await self._db(
             self.checkpoint.check_job, self.job_identity(), force=self.options.force
         )
         if self.options.retry_failed:
             requeued = await self._db(self.checkpoint.retry_failed)
             log.info("retry_failed", requeued=requeued)
         await self._resolve_job_account(api)
-        if not resumed or self.options.force:
+        if needs_ingest:
             await self._ingest(api)
         else:
             log.info("resume", checkpoint=str(self.checkpoint.path))
@@ -380,9 +420,7 @@ class Engine:
                 log.info("recover.resend", action=action.name, items=reset)
             return
         items = await self._db(lambda: list(self.checkpoint.tasks_in_state(phase, State.IN_FLIGHT)))
-        outcomes: list[TaskOutcome] = []
-        for item in items:
-            outcomes.append(await self._verify(api, action, item))
+        outcomes = await self._verify_all(api, action, items)
         if outcomes:
             await self._db(self.checkpoint.record, outcomes)
             log.info(
@@ -391,6 +429,18 @@ class Engine:
                 items=len(outcomes),
                 already_done=sum(o.state is State.DONE for o in outcomes),
             )
+
+    async def _verify_all(
+        self, api: ChimeApi, action: ActionSpec, items: Sequence[WorkItem]
+    ) -> list[TaskOutcome]:
+        """:meth:`_verify` each item, as many at once as the job's concurrency allows."""
+        semaphore = asyncio.Semaphore(self.job.limits.concurrency)
+
+        async def one(item: WorkItem) -> TaskOutcome:
+            async with semaphore:
+                return await self._verify(api, action, item)
+
+        return list(await asyncio.gather(*(one(item) for item in items)))
 
     async def _verify(self, api: ChimeApi, action: ActionSpec, item: WorkItem) -> TaskOutcome:
         """Check on the server whether a non-idempotent send took effect before the crash."""
@@ -631,18 +681,22 @@ class Engine:
         progress = asyncio.create_task(self._progress(action))
         try:
             await all_done.wait()
-            await producer_task
         finally:
-            for task in list(background):
+            for task in (producer_task, watcher, progress, *background):
                 task.cancel()
-            # Let queued batches drain as no-ops, then stop the workers.
+            # Batches still queued were never marked in flight: they stay pending.
+            while not queue.empty():
+                queue.get_nowait()
             for _ in workers:
-                await queue.put(None)
-            await asyncio.gather(*workers, return_exceptions=True)
-            watcher.cancel()
-            progress.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(watcher, progress, *background, return_exceptions=True)
+                queue.put_nowait(None)
+            # In-flight requests get a bounded time to finish and be recorded; a request
+            # cut off here stays in_flight in the checkpoint and is resolved on resume.
+            _, late = await asyncio.wait(workers, timeout=SHUTDOWN_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(
+                producer_task, watcher, progress, *background, *workers, return_exceptions=True
+            )
         if self._abort is not None:
             raise self._abort
 
@@ -652,36 +706,47 @@ class Engine:
         action = batch.action
         items = batch.items
         await self._db(self.checkpoint.mark_in_flight, items)
-        max_attempts = self.job.limits.max_attempts
-        budget = max(1, max_attempts - max(item.attempts for item in items))
+        _crash_points.reached("after_intent")
+        budget = max(1, self.job.limits.max_attempts - max(item.attempts for item in items))
         sends = 0
         outcomes: list[TaskOutcome] = []
         retry_items: list[WorkItem] = []
+
+        def resend_allowed(error: BaseException) -> bool:
+            # A non-idempotent request that may have been carried out is verified, not resent.
+            return isinstance(error, RetryableError) and (
+                action.idempotent or not error.maybe_applied
+            )
+
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(budget),
                 wait=backoff_wait,
-                retry=retry_if_exception_type(RetryableError),
+                retry=retry_if_exception(resend_allowed),
+                sleep=self._sleep,
                 reraise=True,
             ):
                 with attempt:
+                    if sends and self.stopping:
+                        raise _Stopped
                     sends += 1
                     results = await api.execute(action, batch.account_id, items, self.job.params)
+            _crash_points.reached("after_send")
+        except _Stopped:
+            outcomes = [TaskOutcome(i.item_id, i.phase, State.PENDING, sends=sends) for i in items]
         except AuthError as error:
             # Refused before anything happened: back to pending, and stop the job.
-            await self._db(
-                self.checkpoint.record,
-                [
-                    TaskOutcome(
-                        i.item_id, i.phase, State.PENDING, error.code, error.message, sends=sends
-                    )
-                    for i in items
-                ],
-            )
+            outcomes = [
+                TaskOutcome(
+                    i.item_id, i.phase, State.PENDING, error.code, error.message, sends=sends
+                )
+                for i in items
+            ]
             self._fail_job(JobAborted(f"authentication failed: {error}"))
-            return
         except BadBatchError as error:
-            if len(items) > 1:
+            if len(items) == 1:
+                outcomes = [self._failed(items[0], error, sends)]
+            else:
                 for item in items:
                     item.attempts += sends
                 await self._db(
@@ -692,14 +757,21 @@ class Engine:
                 for half in halves(batch):
                     requeue(half, 0.0)
                 return
-            outcomes = [self._failed(i, error, sends) for i in items]
         except PermanentError as error:
             outcomes = [self._failed(i, error, sends) for i in items]
         except RetryableError as error:
-            outcomes = [
-                self._failed(i, error, sends, note=f"gave up after {i.attempts + sends} attempts")
-                for i in items
-            ]
+            if resend_allowed(error):  # out of attempts
+                outcomes = [
+                    self._failed(i, error, sends, f"gave up after {i.attempts + sends} attempts")
+                    for i in items
+                ]
+            else:
+                outcomes = await self._verify_after_error(api, action, items, error, sends)
+                retry_items = [
+                    i for i, o in zip(items, outcomes, strict=True) if o.state is State.PENDING
+                ]
+                for item in retry_items:
+                    item.attempts += sends
         else:
             for item, result in zip(items, results, strict=True):
                 outcome = self._outcome(item, result, sends)
@@ -720,10 +792,49 @@ class Engine:
             retrying=len(retry_items),
             rate=round(api.limiter.rate, 2),
         )
-        if retry_items:
+        if retry_items and not self.stopping:
             worst = max(item.attempts for item in retry_items)
             retry_batch = Batch(action, batch.phase, batch.account_id, retry_items)
             requeue(retry_batch, backoff_seconds(worst))
+
+    async def _verify_after_error(
+        self,
+        api: ChimeApi,
+        action: ActionSpec,
+        items: Sequence[WorkItem],
+        error: RetryableError,
+        sends: int,
+    ) -> list[TaskOutcome]:
+        """After an ambiguous failure of a non-idempotent request, ask the server what happened."""
+        log.warning("batch.verify", action=action.name, size=len(items), code=error.code)
+        outcomes: list[TaskOutcome] = []
+        for item, verified in zip(items, await self._verify_all(api, action, items), strict=True):
+            if verified.state is State.PENDING:
+                if item.attempts + sends >= self.job.limits.max_attempts:
+                    verified = self._failed(
+                        item, error, 0, f"gave up after {item.attempts + sends} attempts"
+                    )
+                else:
+                    verified = TaskOutcome(
+                        item.item_id, item.phase, State.PENDING, error.code, error.message, sends=0
+                    )
+            outcomes.append(
+                TaskOutcome(
+                    verified.item_id,
+                    verified.phase,
+                    verified.state,
+                    verified.error_code,
+                    verified.message,
+                    verified.result,
+                    sends,
+                )
+            )
+        return outcomes
+
+    async def _sleep(self, seconds: float) -> None:
+        """Backoff sleep that ends early when the job stops."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
 
     def _outcome(self, item: WorkItem, result: ItemResult, sends: int) -> TaskOutcome:
         if result.ok:
@@ -854,8 +965,10 @@ async def _real_run(job: JobSpec, options: RunOptions, checkpoint: Checkpoint) -
     def on_signal() -> None:
         nonlocal interrupted
         if interrupted:
+            # Every commit is atomic, so the checkpoint is consistent at any instant;
+            # tasks left in flight are resolved (or verified) when the job resumes.
             log.warning("interrupted.again", hint="exiting now; run the same command to resume")
-            raise SystemExit(130)  # every commit is atomic: the checkpoint stays consistent
+            os._exit(130)
         interrupted = True
         log.warning("interrupted", hint="finishing in-flight requests; send again to quit now")
         engine.stop()

@@ -93,7 +93,25 @@ class ApiError(BulkchimeError):
 
 
 class RetryableError(ApiError):
-    """Sending the same request again later may succeed."""
+    """Sending the same request again later may succeed.
+
+    :attr:`maybe_applied` says whether the service may have carried the request
+    out before it failed (a timeout, a reset connection, a 500): harmless for an
+    idempotent action, but a non-idempotent one must be verified, not resent.
+    A 429, a 503 or a refused connection was certainly not applied.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after_seconds: float | None = None,
+        maybe_applied: bool = False,
+    ) -> None:
+        super().__init__(code, message, status=status, retry_after_seconds=retry_after_seconds)
+        self.maybe_applied = maybe_applied
 
 
 class PermanentError(ApiError):

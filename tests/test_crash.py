@@ -1,0 +1,307 @@
+"""Crash safety: the real CLI in a subprocess, killed at chosen and random instants.
+
+``BULKCHIME_CRASHPOINT`` makes the engine SIGKILL itself right after committing a
+batch's intent (before the request goes out) or right after the response came back
+(before the outcome is committed): the two instants where a naive tool loses or
+repeats work.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bulkchime.emulator import RunningEmulator
+
+from .conftest import read_report, run_cli, write_csv
+
+pytestmark = pytest.mark.slow
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("BULKCHIME_CRASHPOINT", None)
+    env.update(extra)
+    return env
+
+
+def _cli(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bulkchime", *args],
+        env=_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _start(args: list[str], **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bulkchime", *args],
+        env=_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _team_account(emulator: RunningEmulator, tmp_path: Path) -> str:
+    names = write_csv(tmp_path / "team.csv", "name", ["Joiners Team"])
+    result = run_cli(
+        [
+            "create-account",
+            "--input",
+            str(names),
+            "--endpoint-url",
+            emulator.url,
+            "--checkpoint",
+            str(tmp_path / "team.ckpt.sqlite"),
+        ]
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return emulator.state.find_accounts_by_name("Joiners Team")[0].account_id
+
+
+def test_invites_survive_kills_at_every_instant_and_are_sent_once(
+    emulator_factory: Any, tmp_path: Path
+) -> None:
+    emulator = emulator_factory(latency_ms=5.0)
+    account = _team_account(emulator, tmp_path)
+    emails = [f"joiner{i}@example.org" for i in range(1000)]
+    source = write_csv(tmp_path / "joiners.csv", "email", emails)
+    args = [
+        "invite",
+        "--account",
+        account,
+        "--input",
+        str(source),
+        "--endpoint-url",
+        emulator.url,
+        "--checkpoint",
+        str(tmp_path / "inv.ckpt.sqlite"),
+        "--concurrency",
+        "4",
+        "--rate",
+        "200",
+        "--log-format",
+        "json",
+    ]
+
+    for crash in (
+        "after_intent=1",
+        "after_send=1",
+        "after_send=2",
+        "after_intent=3",
+        "after_send=4",
+    ):
+        killed = _cli(args, BULKCHIME_CRASHPOINT=crash)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    finished = _cli(args)
+
+    assert finished.returncode == 0, finished.stdout + finished.stderr[-2000:]
+    effects = emulator.stats()["effects"]["InviteUsers"]
+    assert effects == {"total": 1000, "distinct": 1000}
+    assert {u.primary_email for u in emulator.state.users(account)} == set(emails)
+    report = read_report(tmp_path / "inv.report.jsonl")
+    assert len(report) == 1000 and {r["status"] for r in report} == {"succeeded"}
+    assert any("verified" in (r["message"] or "") for r in report)  # the after_send kills
+
+
+def test_license_migration_survives_random_kills(emulator_factory: Any, tmp_path: Path) -> None:
+    emulator = emulator_factory(
+        accounts=1, users_per_account=3000, latency_ms=15.0, user_error_rate=0.02, seed=3
+    )
+    account = emulator.state.account_ids()[0]
+    users = emulator.state.users(account)
+    source = write_csv(tmp_path / "u.csv", "user_id", [u.user_id for u in users])
+    args = [
+        "update-license",
+        "--account",
+        account,
+        "--input",
+        str(source),
+        "--key",
+        "user_id",
+        "--license",
+        "ProTrial",
+        "--endpoint-url",
+        emulator.url,
+        "--checkpoint",
+        str(tmp_path / "mig.ckpt.sqlite"),
+        "--concurrency",
+        "4",
+        "--rate",
+        "400",
+        "--log-format",
+        "json",
+    ]
+    rng = random.Random(11)
+
+    for _ in range(4):
+        process = _start(args)
+        time.sleep(rng.uniform(0.8, 1.6))
+        process.kill()
+        process.communicate(timeout=30)
+    finished = _cli(args)
+
+    assert finished.returncode == 0, finished.stdout + finished.stderr[-2000:]
+    assert all(u.license_type == "ProTrial" for u in emulator.state.users(account))
+    report = read_report(tmp_path / "mig.report.jsonl")
+    assert len(report) == 3000 and {r["status"] for r in report} == {"succeeded"}
+    assert sorted(r["user_id"] for r in report) == sorted(u.user_id for u in users)
+
+
+def test_sigterm_finishes_in_flight_work_and_resumes(emulator_factory: Any, tmp_path: Path) -> None:
+    emulator = emulator_factory(latency_ms=40.0)
+    account = _team_account(emulator, tmp_path)
+    emails = [f"late{i}@example.org" for i in range(600)]
+    source = write_csv(tmp_path / "late.csv", "email", emails)
+    checkpoint = tmp_path / "term.ckpt.sqlite"
+    args = [
+        "invite",
+        "--account",
+        account,
+        "--input",
+        str(source),
+        "--endpoint-url",
+        emulator.url,
+        "--checkpoint",
+        str(checkpoint),
+        "--concurrency",
+        "2",
+        "--log-format",
+        "json",
+    ]
+
+    process = _start([*args, "--rate", "2", "--burst", "1"])
+    time.sleep(2.0)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+
+    assert process.returncode == 130, stdout + stderr[-2000:]
+    assert "run the same command again to resume" in stdout
+    status = run_cli(["status", str(checkpoint)])
+    assert "pending:" in status.stdout and "running: no" in status.stdout
+    invited_before = emulator.stats()["effects"]["InviteUsers"]["total"]
+    assert 0 < invited_before < 600
+
+    finished = _cli([*args, "--rate", "1000"])
+
+    assert finished.returncode == 0, finished.stdout + finished.stderr[-2000:]
+    assert emulator.stats()["effects"]["InviteUsers"] == {"total": 600, "distinct": 600}
+
+
+def test_a_second_run_on_a_busy_checkpoint_exits_2_and_sends_nothing(
+    emulator_factory: Any, tmp_path: Path
+) -> None:
+    emulator = emulator_factory(latency_ms=50.0)
+    account = emulator.state.account_ids()[0]
+    source = write_csv(
+        tmp_path / "u.csv", "user_id", [u.user_id for u in emulator.state.users(account)]
+    )
+    args = [
+        "logout",
+        "--account",
+        account,
+        "--input",
+        str(source),
+        "--key",
+        "user_id",
+        "--endpoint-url",
+        emulator.url,
+        "--checkpoint",
+        str(tmp_path / "busy.ckpt.sqlite"),
+        "--concurrency",
+        "1",
+        "--rate",
+        "25",
+        "--log-format",
+        "json",
+    ]
+    first = _start(args)
+    try:
+        deadline = time.monotonic() + 30
+        while emulator.stats()["effects"]["LogoutUser"]["total"] == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        second = _cli(args)
+        assert second.returncode == 2
+        assert f"is in use by pid {first.pid}" in second.stderr
+    finally:
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, out + err[-2000:]
+    assert emulator.stats()["effects"]["LogoutUser"] == {"total": 100, "distinct": 100}
+
+
+def test_changed_input_is_refused_unless_forced(emulator: RunningEmulator, tmp_path: Path) -> None:
+    account = emulator.state.account_ids()[0]
+    users = emulator.state.users(account)
+    source = write_csv(tmp_path / "u.csv", "user_id", [u.user_id for u in users[:10]])
+    args = [
+        "logout",
+        "--account",
+        account,
+        "--input",
+        str(source),
+        "--key",
+        "user_id",
+        "--endpoint-url",
+        emulator.url,
+        "--checkpoint",
+        str(tmp_path / "c.ckpt.sqlite"),
+    ]
+    assert run_cli(args).exit_code == 0
+    write_csv(source, "user_id", [u.user_id for u in users[:15]])
+
+    refused = run_cli(args)
+    assert refused.exit_code == 2
+    assert "made for another job" in refused.stderr and "--force" in refused.stderr
+
+    forced = run_cli([*args, "--force"])
+    assert forced.exit_code == 0, forced.stdout + forced.stderr
+    assert emulator.stats()["effects"]["LogoutUser"] == {"total": 15, "distinct": 15}
+
+
+def test_reset_pin_in_flight_at_a_crash_is_not_repeated(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    account = emulator.state.account_ids()[0]
+    users = emulator.state.users(account)[:6]
+    source = write_csv(tmp_path / "u.csv", "user_id", [u.user_id for u in users])
+    args = [
+        "reset-pin",
+        "--account",
+        account,
+        "--input",
+        str(source),
+        "--key",
+        "user_id",
+        "--endpoint-url",
+        emulator.url,
+        "--checkpoint",
+        str(tmp_path / "pin.ckpt.sqlite"),
+        "--concurrency",
+        "1",
+    ]
+
+    killed = _cli(args, BULKCHIME_CRASHPOINT="after_send=2")
+    assert killed.returncode == -signal.SIGKILL
+    resumed = _cli(args)
+
+    assert resumed.returncode == 1
+    report = read_report(tmp_path / "pin.report.jsonl")
+    unknown = [r for r in report if r["error_code"] == "OutcomeUnknown"]
+    assert len(unknown) == 1 and "--retry-failed" in unknown[0]["message"]
+    assert emulator.stats()["effects"]["ResetPersonalPIN"] == {"total": 6, "distinct": 6}
+
+    retried = _cli([*args, "--retry-failed"])
+    assert retried.returncode == 0
+    assert emulator.stats()["effects"]["ResetPersonalPIN"]["total"] == 7
