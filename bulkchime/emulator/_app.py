@@ -1,0 +1,148 @@
+"""The aiohttp application: routing, the per-request pipeline, and the test hooks.
+
+Each API request goes route → count → auth → rate limit → fault → latency →
+validate → apply, so a throttled or faulted request changes nothing. The hooks under
+``/_emulator/`` are not signed, not rate-limited and not counted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Final
+
+from aiohttp import web
+
+from ._auth import SignedRequest, verify_signature
+from ._config import EmulatorConfig, check_config
+from ._errors import ChimeError, bad_request, not_found
+from ._faults import FaultInjector
+from ._ids import IdSource
+from ._model import match_route
+from ._ops import Operations
+from ._seed import seed_state
+from ._state import EmulatorState
+from ._stats import Stats
+from ._validate import parse_body, parse_input
+
+__all__ = ["STATE_KEY", "Emulator", "create_app", "emulator_of"]
+
+logger = logging.getLogger(__name__)
+
+STATS_PATH: Final = "/_emulator/stats"
+CONFIG_PATH: Final = "/_emulator/config"
+
+
+class Emulator:
+    """One emulator's parts: live config, state, stats, faults and operations."""
+
+    def __init__(self, config: EmulatorConfig) -> None:
+        check_config(config)
+        #: A copy of the given configuration, changed live by :meth:`configure`.
+        self.config = dataclasses.replace(config)
+        self.state = EmulatorState()
+        seed_state(
+            self.state,
+            accounts=config.accounts,
+            users_per_account=config.users_per_account,
+            seed=config.seed,
+        )
+        self.stats = Stats()
+        self.faults = FaultInjector(self.config, self.stats)
+        self._ids = IdSource(config.seed)
+        self._operations = Operations(self.state, self.stats, self.faults, self._ids)
+
+    def __repr__(self) -> str:
+        return f"<Emulator {self.state!r} {self.stats!r}>"
+
+    def configure(self, changes: dict[str, object]) -> dict[str, float | int]:
+        """Change fault injection live; returns the new settings. ValueError if bad."""
+        return self.faults.configure(changes)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Answer any request: a hook, an API operation or an unknown route."""
+        path = request.raw_path.partition("?")[0]
+        if path == STATS_PATH and request.method == "GET":
+            return web.json_response(self.stats.snapshot())
+        if path == CONFIG_PATH and request.method in ("GET", "POST"):
+            return await self._config_hook(request)
+        match = match_route(request.method, request.raw_path)
+        if match is None:
+            return self._error(not_found(f"No operation matches {request.method} {path}"))
+        operation = match.route.operation
+        self.stats.count_request(operation)
+        try:
+            body = await self._read_body(request)
+            signed = SignedRequest(
+                request.method, request.host, request.raw_path, request.headers, body
+            )
+            verify_signature(signed, {self.config.access_key_id: self.config.secret_access_key})
+            self.faults.admit()
+            self.faults.inject_fault()
+            await self.faults.delay()
+            params = parse_input(operation, match.labels, match.query, parse_body(body))
+            status, document = self._operations.run(operation, params)
+        except ChimeError as error:
+            return self._error(error)
+        except Exception:
+            logger.exception("emulator: %s failed unexpectedly", operation)
+            return self._error(ChimeError("ServiceFailureException", "Internal emulator error"))
+        headers = {"x-amzn-RequestId": self._ids.request_id()}
+        if document is None:
+            return web.Response(status=status, headers=headers)
+        return web.json_response(document, status=status, headers=headers)
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        limit = self.config.max_body_bytes
+        too_large = bad_request(f"The request body is larger than {limit} bytes.")
+        if request.content_length is not None and request.content_length > limit:
+            raise too_large
+        body = bytearray()
+        async for chunk in request.content.iter_any():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+        return bytes(body)
+
+    async def _config_hook(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "GET":
+            return web.json_response(self.faults.settings())
+        try:
+            changes: dict[str, Any] = parse_body(await self._read_body(request))
+            return web.json_response(self.configure(changes))
+        except ChimeError as error:
+            return self._error(error)
+        except ValueError as error:
+            return self._error(bad_request(str(error)))
+
+    def _error(self, error: ChimeError) -> web.Response:
+        headers = {
+            "x-amzn-ErrorType": error.shape_name,
+            "x-amzn-RequestId": self._ids.request_id(),
+            **error.headers,
+        }
+        return web.json_response(error.body(), status=error.status, headers=headers)
+
+
+#: ``app[STATE_KEY]`` is the application's :class:`EmulatorState`.
+STATE_KEY: Final = web.AppKey("bulkchime_emulator_state", EmulatorState)
+_EMULATOR_KEY: Final = web.AppKey("bulkchime_emulator", Emulator)
+
+
+def create_app(config: EmulatorConfig) -> web.Application:
+    """An aiohttp application serving a freshly seeded emulator.
+
+    Seeding happens here, before serving: about 3.5 s per million users.
+    Raises ValueError for a configuration that cannot be served.
+    """
+    emulator = Emulator(config)
+    app = web.Application(client_max_size=emulator.config.max_body_bytes)
+    app[STATE_KEY] = emulator.state
+    app[_EMULATOR_KEY] = emulator
+    app.router.add_route("*", "/{tail:.*}", emulator.handle)
+    return app
+
+
+def emulator_of(app: web.Application) -> Emulator:
+    """The :class:`Emulator` behind an application made by :func:`create_app`."""
+    return app[_EMULATOR_KEY]
