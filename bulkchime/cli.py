@@ -54,6 +54,11 @@ def _run_options(fn: _F) -> _F:
         click.option("--concurrency", type=int, help="Requests in flight at once."),
         click.option("--max-attempts", type=int, help="Sends of one item before it fails."),
         click.option(
+            "--timeout",
+            type=float,
+            help="Seconds to wait for a response before retrying (default 30).",
+        ),
+        click.option(
             "--failure-threshold",
             type=float,
             help="Abort (exit 3) when this share of finished items failed.",
@@ -106,6 +111,7 @@ def _execute(job: JobSpec, default_checkpoint: Path, **options: Any) -> None:
             concurrency=options["concurrency"],
             max_attempts=options["max_attempts"],
             failure_threshold=options["failure_threshold"],
+            timeout=options["timeout"],
             endpoint_url=options["endpoint_url"],
             region=options["region"],
             profile=options["profile"],

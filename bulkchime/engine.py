@@ -162,6 +162,7 @@ class Engine:
         self._finished_ok = 0
         self._finished_failed = 0
         self._account_ids: dict[str, str] = {}
+        self._checked_accounts: set[str] = set()
         self.started = time.monotonic()
 
     # -- plumbing ------------------------------------------------------------------
@@ -403,6 +404,9 @@ class Engine:
         if action.reads_account:
             return
         if action.target is Target.USER:
+            # Accounts first, so that look-ups are not spent on a missing or forbidden
+            # account; then again for the accounts that resolution found.
+            await self._check_accounts(api, phase)
             await self._resolve_users(api, phase, action)
             await self._check_accounts(api, phase)
         if self.options.dry_run:
@@ -580,9 +584,18 @@ class Engine:
     async def _check_accounts(self, api: ChimeApi, phase: int) -> None:
         """Fail every item of an account the service does not know, before sending any."""
         for account_id in await self._db(self.checkpoint.accounts_pending, phase):
-            if account_id is None or account_id in self._account_ids.values():
+            if account_id is None or account_id in self._checked_accounts:
                 continue
-            account = await self._lookup(api.get_account, account_id)
+            try:
+                account = await self._lookup(api.get_account, account_id)
+            except JobAborted as abort:
+                error = abort.__cause__
+                if not isinstance(error, AuthError) or not await self._account_forbidden(
+                    api, phase, account_id, error
+                ):
+                    raise
+                continue
+            self._checked_accounts.add(account_id)
             if account is None:
                 failed = await self._db(
                     self.checkpoint.fail_account,
@@ -593,8 +606,23 @@ class Engine:
                 )
                 log.warning("account.not_found", account_id=account_id, items=failed)
                 self._finished_failed += failed
-            else:
-                self._account_ids[f"id:{account_id}"] = account_id
+
+    async def _account_forbidden(
+        self, api: ChimeApi, phase: int, account_id: str, error: AuthError
+    ) -> bool:
+        """Handle a 403 on one account: if the credentials work elsewhere, fail that account.
+
+        Returns ``False`` when the credentials themselves are refused (abort the job).
+        """
+        if error.status != 403 or not await api.credentials_work():
+            return False
+        self._checked_accounts.add(account_id)
+        failed = await self._db(
+            self.checkpoint.fail_account, phase, account_id, error.code, error.message
+        )
+        self._finished_failed += failed
+        log.error("account.forbidden", account_id=account_id, items=failed, code=error.code)
+        return True
 
     # -- sending -------------------------------------------------------------------
 
@@ -735,6 +763,12 @@ class Engine:
         except _Stopped:
             outcomes = [TaskOutcome(i.item_id, i.phase, State.PENDING, sends=sends) for i in items]
         except AuthError as error:
+            if batch.account_id and await self._account_forbidden(
+                api, batch.phase, batch.account_id, error
+            ):
+                outcomes = [self._failed(i, error, sends) for i in items]
+                await self._db(self.checkpoint.record, outcomes)
+                return
             # Refused before anything happened: back to pending, and stop the job.
             outcomes = [
                 TaskOutcome(
@@ -945,6 +979,7 @@ async def _dry_run(job: JobSpec, options: RunOptions, checkpoint: Checkpoint) ->
             endpoint_url=job.endpoint_url,
             profile=job.profile,
             concurrency=job.limits.concurrency,
+            timeout=job.limits.timeout,
         ) as client:
             await engine.run(ChimeApi(client, engine.limiter, engine.stats))
         lines = await engine.plan()
@@ -984,6 +1019,7 @@ async def _real_run(job: JobSpec, options: RunOptions, checkpoint: Checkpoint) -
             endpoint_url=job.endpoint_url,
             profile=job.profile,
             concurrency=job.limits.concurrency,
+            timeout=job.limits.timeout,
         ) as client:
             await engine.run(ChimeApi(client, engine.limiter, engine.stats))
     except JobAborted as error:

@@ -38,7 +38,7 @@ _TOP_KEYS: Final = ("name", "action", "account_id", "account_name", "checkpoint"
 _SECTION_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
     "input": ("path", "key", "query"),
     "params": (),  # checked against the actions' parameters
-    "limits": ("rate", "burst", "concurrency", "max_attempts", "failure_threshold"),
+    "limits": ("rate", "burst", "concurrency", "max_attempts", "failure_threshold", "timeout"),
     "aws": ("region", "endpoint_url", "profile"),
 }
 #: ``input.query`` filters and the values each accepts.
@@ -59,7 +59,10 @@ _TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of documen
 def _limit_problem(name: str, value: object) -> str | None:
     """Why *value* is not a valid limit *name*, or ``None`` when it is."""
     got = _show(value)
-    if name == "rate":
+    if name == "timeout":
+        if not _is_number(value) or not 0 < value < math.inf:  # type: ignore[operator]
+            return f"must be a number of seconds > 0, got {got}. HINT: e.g. timeout = 30"
+    elif name == "rate":
         if not _is_number(value) or not 0 < value < math.inf:  # type: ignore[operator]
             return (
                 f"must be a number > 0, got {got}. HINT: requests per second, e.g. rate = 10; "
@@ -98,9 +101,18 @@ class Limits:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     #: Abort when this share (0, 1] of the finished items failed; ``None`` never aborts.
     failure_threshold: float | None = None
+    #: Seconds to wait for a response before the request counts as timed out (retryable).
+    timeout: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("rate", "burst", "concurrency", "max_attempts", "failure_threshold"):
+        for name in (
+            "rate",
+            "burst",
+            "concurrency",
+            "max_attempts",
+            "failure_threshold",
+            "timeout",
+        ):
             value = getattr(self, name)
             if value is None and name in ("rate", "burst", "failure_threshold"):
                 continue
@@ -164,6 +176,7 @@ class JobSpec:
         concurrency: int | None = None,
         max_attempts: int | None = None,
         failure_threshold: float | None = None,
+        timeout: float | None = None,
         endpoint_url: str | None = None,
         region: str | None = None,
         profile: str | None = None,
@@ -178,6 +191,7 @@ class JobSpec:
         """
         limits = {
             "rate": rate,
+            "timeout": timeout,
             "burst": burst,
             "concurrency": concurrency,
             "max_attempts": max_attempts,
@@ -188,8 +202,9 @@ class JobSpec:
             problem = _limit_problem(name, value)
             if problem is not None:
                 raise InputError(COMMAND_LINE, problem, field=_option(name))
-        if "rate" in given:
-            given["rate"] = float(given["rate"])
+        for name in ("rate", "timeout"):
+            if name in given:
+                given[name] = float(given[name])
         if "failure_threshold" in given:
             given["failure_threshold"] = float(given["failure_threshold"])
         if endpoint_url is not None:
@@ -608,7 +623,9 @@ class _Checker:
             problem = _limit_problem(name, value)
             if problem is not None:
                 self.fail(f"limits.{name}", problem)
-            values[name] = float(value) if name in ("rate", "failure_threshold") else value
+            values[name] = (
+                float(value) if name in ("rate", "failure_threshold", "timeout") else value
+            )
         return Limits(**values)
 
 
