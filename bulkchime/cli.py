@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -120,18 +121,22 @@ def _execute(job: JobSpec, default_checkpoint: Path, **options: Any) -> None:
             Path(job.checkpoint) if job.checkpoint else default_checkpoint
         )
         report = options["report"] or (Path(job.report) if job.report else None)
-        result = run_job(
-            job,
-            RunOptions(
-                checkpoint=checkpoint,
-                report=report,
-                dry_run=options["dry_run"],
-                force=options["force"],
-                retry_failed=options["retry_failed"],
-                summary_json=options["summary_json"],
-                out=click.echo,
-            ),
+        run_options = RunOptions(
+            checkpoint=checkpoint,
+            report=report,
+            dry_run=options["dry_run"],
+            force=options["force"],
+            retry_failed=options["retry_failed"],
+            summary_json=options["summary_json"],
+            out=click.echo,
         )
+        if sys.stderr.isatty() and options["log_format"] != "json" and not options["dry_run"]:
+            from .progress import ProgressBar
+
+            with ProgressBar() as bar:
+                result = run_job(job, dataclasses.replace(run_options, progress_bar=bar))
+        else:
+            result = run_job(job, run_options)
     except JobError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_USAGE)

@@ -51,6 +51,7 @@ from .errors import (
 )
 from .job import JobSpec
 from .plan import Batch, PlanLine, batches, halves
+from .progress import ProgressBar, ProgressSnapshot
 from .report import Summary, write_report
 from .schedule import RateLimiter, backoff_seconds, backoff_wait
 from .sources import SourceRow, file_fingerprint, read_source
@@ -96,6 +97,8 @@ class RunOptions:
     handle_signals: bool = True
     #: Where the plan and summary are printed.
     out: Callable[[str], None] = print
+    #: A live progress bar (a terminal); ``None`` logs ``progress`` events instead.
+    progress_bar: ProgressBar | None = None
 
 
 @dataclass(slots=True)
@@ -178,6 +181,11 @@ class Engine:
     def stop(self) -> None:
         """Stop taking new batches; in-flight requests finish and are recorded."""
         self._stopping.set()
+
+    @property
+    def finished_this_run(self) -> int:
+        """Items this run recorded as succeeded or failed."""
+        return self._finished_ok + self._finished_failed
 
     @property
     def stopping(self) -> bool:
@@ -706,11 +714,11 @@ class Engine:
         workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
         producer_task = asyncio.create_task(producer())
         watcher = asyncio.create_task(stop_watcher())
-        progress = asyncio.create_task(self._progress(action))
+        progress = asyncio.create_task(self._progress(action, phase))
         try:
             await all_done.wait()
         finally:
-            for task in (producer_task, watcher, progress, *background):
+            for task in (producer_task, watcher, *background):
                 task.cancel()
             # Batches still queued were never marked in flight: they stay pending.
             while not queue.empty():
@@ -722,6 +730,7 @@ class Engine:
             _, late = await asyncio.wait(workers, timeout=SHUTDOWN_GRACE_SECONDS)
             for task in late:
                 task.cancel()
+            progress.cancel()  # last: its final update shows every recorded outcome
             await asyncio.gather(
                 producer_task, watcher, progress, *background, *workers, return_exceptions=True
             )
@@ -815,7 +824,7 @@ class Engine:
                 outcomes.append(outcome)
         await self._db(self.checkpoint.record, outcomes)
         self._count(outcomes)
-        log.info(
+        (log.debug if self.options.progress_bar is not None else log.info)(
             "batch",
             action=action.name,
             account_id=batch.account_id,
@@ -923,21 +932,60 @@ class Engine:
             log.error("job.abort", reason=str(error))
         self.stop()
 
-    async def _progress(self, action: ActionSpec) -> None:
-        while True:
-            await asyncio.sleep(PROGRESS_INTERVAL)
-            elapsed = time.monotonic() - self.started
-            finished = self._finished_ok + self._finished_failed
-            log.info(
-                "progress",
+    async def _progress(self, action: ActionSpec, phase: int) -> None:
+        """A ``progress`` event every few seconds; the live bar, when there is one, more often."""
+        counts = await self._db(self.checkpoint.phase_counts, phase)
+        base_ok, base_failed = self._finished_ok, self._finished_failed
+        done_before = counts.get(State.DONE, 0)
+        failed_before = counts.get(State.FAILED, 0)
+        total = sum(
+            counts.get(state, 0)
+            for state in (State.DONE, State.FAILED, State.PENDING, State.IN_FLIGHT)
+        )
+        phase_started = time.monotonic()
+        bar = self.options.progress_bar
+
+        def snapshot() -> ProgressSnapshot:
+            elapsed = time.monotonic() - phase_started
+            ran = self._finished_ok - base_ok + self._finished_failed - base_failed
+            return ProgressSnapshot(
                 action=action.name,
-                succeeded=self._finished_ok,
-                failed=self._finished_failed,
-                requests=self.stats.total,
+                total=total,
+                succeeded=done_before + self._finished_ok - base_ok,
+                failed=failed_before + self._finished_failed - base_failed,
+                items_per_second=ran / elapsed if elapsed > 0 else 0.0,
+                rate=self.limiter.rate,
                 throttled=self.stats.throttled,
-                rate=round(self.limiter.rate, 2),
-                items_per_second=round(finished / elapsed, 1) if elapsed else 0.0,
             )
+
+        last_event = phase_started
+        try:
+            while True:
+                await asyncio.sleep(0.25 if bar is not None else PROGRESS_INTERVAL)
+                now = snapshot()
+                if bar is not None:
+                    bar.update(now)
+                    if time.monotonic() - last_event < PROGRESS_INTERVAL:
+                        continue
+                last_event = time.monotonic()
+                left = now.total - now.succeeded - now.failed
+                log.info(
+                    "progress",
+                    action=action.name,
+                    total=now.total,
+                    succeeded=now.succeeded,
+                    failed=now.failed,
+                    requests=self.stats.total,
+                    throttled=self.stats.throttled,
+                    rate=round(now.rate, 2),
+                    items_per_second=round(now.items_per_second, 1),
+                    eta_seconds=round(left / now.items_per_second)
+                    if now.items_per_second > 0
+                    else None,
+                )
+        finally:
+            if bar is not None:
+                bar.update(snapshot())
 
     # -- dry run -------------------------------------------------------------------
 
@@ -1031,10 +1079,12 @@ async def _real_run(job: JobSpec, options: RunOptions, checkpoint: Checkpoint) -
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
         engine.close()
+    if options.progress_bar is not None:
+        options.progress_bar.stop()
     if interrupted and exit_code == 0:
         exit_code = 130
     elapsed = time.monotonic() - engine.started
-    summary = Summary.from_checkpoint(checkpoint, engine.stats, elapsed)
+    summary = Summary.from_checkpoint(checkpoint, engine.stats, elapsed, engine.finished_this_run)
     report_path = options.report or default_report_path(checkpoint.path)
     write_report(checkpoint, report_path)
     if exit_code == 0:

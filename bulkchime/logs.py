@@ -13,6 +13,16 @@ __all__ = ["LogFormat", "configure_logging"]
 LogFormat = Literal["auto", "json", "console"]
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is at the time of writing (the progress bar redirects it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(log_format: LogFormat = "auto", level: int = logging.INFO) -> None:
     """Send structlog events to stderr, as JSON lines or for a human at a terminal."""
     if log_format == "auto":
@@ -29,6 +39,6 @@ def configure_logging(log_format: LogFormat = "auto", level: int = logging.INFO)
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

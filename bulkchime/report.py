@@ -86,10 +86,16 @@ class Summary:
     requests: dict[str, int] = field(default_factory=dict)
     throttled: int = 0
     elapsed_seconds: float = 0.0
+    #: Items this run finished (succeeded or failed); earlier runs of a resumed job excluded.
+    finished_this_run: int = 0
 
     @classmethod
     def from_checkpoint(
-        cls, checkpoint: Checkpoint, stats: RequestStats, elapsed_seconds: float
+        cls,
+        checkpoint: Checkpoint,
+        stats: RequestStats,
+        elapsed_seconds: float,
+        finished_this_run: int = 0,
     ) -> Summary:
         """The summary of *checkpoint* now, with this run's request figures."""
         return cls(
@@ -98,6 +104,7 @@ class Summary:
             requests=dict(stats.requests),
             throttled=stats.throttled,
             elapsed_seconds=elapsed_seconds,
+            finished_this_run=finished_this_run,
         )
 
     @property
@@ -115,9 +122,10 @@ class Summary:
 
     @property
     def items_per_second(self) -> float:
-        """Items finished as succeeded per second of this run."""
-        succeeded = self.counts.get("succeeded", 0)
-        return succeeded / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+        """Items this run finished, per second of this run."""
+        if self.elapsed_seconds <= 0:
+            return 0.0
+        return self.finished_this_run / self.elapsed_seconds
 
     def lines(self) -> list[str]:
         """The summary as printed at the end of a run."""
