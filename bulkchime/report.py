@@ -8,10 +8,12 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .checkpoint import Checkpoint
-from .client import RequestStats
+
+if TYPE_CHECKING:
+    from .client import RequestStats
 
 __all__ = ["REPORT_FIELDS", "Summary", "write_report", "write_report_to"]
 
