@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     PRIMARY KEY (item_id, phase)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (phase, state, item_id);
+CREATE INDEX IF NOT EXISTS items_by_dedupe ON items (dedupe);
 """
 
 
@@ -201,7 +202,7 @@ class Checkpoint:
         self.path = Path(path)
         self._lock_fd: int | None = None
         self._closed = False
-        self._existing: set[str] = set()
+        self._adding = False
         self._ingesting = False
         if lock:
             self._take_lock()
@@ -393,13 +394,13 @@ class Checkpoint:
     def _start_ingest(self) -> None:
         self._ingesting = True
         if self.is_ingested():
-            self._existing = self._existing_dedupe_keys()
+            self._adding = True  # --force with a changed input: add only what is new
         else:
             # A run that died while ingesting left part of the input: start it again.
             with self._transaction():
                 self._db.execute("DELETE FROM tasks")
                 self._db.execute("DELETE FROM items")
-            self._existing = set()
+            self._adding = False
 
     def ingest_chunk(self, actions: Sequence[str], records: Sequence[ItemRecord]) -> int:
         """Store one chunk of records in one transaction; returns how many were new."""
@@ -410,7 +411,13 @@ class Checkpoint:
         with self._transaction():
             for record in records:
                 dedupe = None if record.rejection else f"{record.account_id or ''}|{record.key}"
-                if dedupe is not None and dedupe in self._existing:
+                if (
+                    dedupe is not None
+                    and self._adding
+                    and self._db.execute(
+                        "SELECT 1 FROM items WHERE dedupe = ? LIMIT 1", (dedupe,)
+                    ).fetchone()
+                ):
                     continue
                 cursor = self._db.execute(
                     "INSERT INTO items (line, key, raw_key, account_id, email, user_id, "
@@ -448,16 +455,8 @@ class Checkpoint:
         """Mark duplicates and record that the input was read completely."""
         self._mark_duplicates()
         self._set_meta({"ingested": "1"})
-        self._existing = set()
+        self._adding = False
         self._ingesting = False
-
-    def _existing_dedupe_keys(self) -> set[str]:
-        # Only non-empty when --force adds a changed input to a used checkpoint.
-        if not self.is_ingested():
-            return set()
-        return {
-            row[0] for row in self._db.execute("SELECT dedupe FROM items WHERE dedupe IS NOT NULL")
-        }
 
     def _mark_duplicates(self) -> None:
         with self._transaction():
@@ -644,6 +643,47 @@ class Checkpoint:
             resolved = cursor.rowcount
             self._db.execute("DELETE FROM directory WHERE account_id = ?", (account_id,))
         return resolved
+
+    def unresolved_counts(self, phase: int) -> dict[str | None, int]:
+        """Pending tasks of *phase* whose item has no user id yet, per account."""
+        rows = self._db.execute(
+            "SELECT i.account_id, count(*) FROM tasks t JOIN items i ON i.id = t.item_id "
+            "WHERE t.phase = ? AND t.state = 'pending' AND i.user_id IS NULL "
+            "GROUP BY i.account_id",
+            (phase,),
+        )
+        return {row[0]: row[1] for row in rows}
+
+    def unresolved_page(
+        self, phase: int, account_id: str | None, after_item: int, limit: int
+    ) -> list[WorkItem]:
+        """Up to *limit* unresolved pending tasks of *phase* in *account_id* (``None``: none)."""
+        rows = self._db.execute(
+            "SELECT t.item_id, t.phase, i.key, i.account_id, i.email, i.user_id, i.fields, "
+            "t.attempts FROM tasks t JOIN items i ON i.id = t.item_id "
+            "WHERE t.phase = ? AND t.state = 'pending' AND i.user_id IS NULL "
+            "AND i.account_id IS ? AND t.item_id > ? ORDER BY t.item_id LIMIT ?",
+            (phase, account_id, after_item, limit),
+        )
+        return [
+            WorkItem(row[0], row[1], row[2], row[3], row[4], row[5], _loads(row[6]), row[7])
+            for row in rows
+        ]
+
+    def fail_unresolved(self, phase: int) -> int:
+        """Fail pending tasks of *phase* whose email matched no user (``NotFound``)."""
+        with self._transaction():
+            cursor = self._db.execute(
+                "UPDATE tasks SET state = 'failed', error_code = 'NotFound', updated = ?, "
+                "message = CASE WHEN i.account_id IS NULL "
+                "THEN 'no account has a user with email ' || coalesce(i.email, i.key) "
+                "ELSE 'no user with email ' || coalesce(i.email, i.key) || ' in account ' "
+                "|| i.account_id END "
+                "FROM items AS i WHERE i.id = tasks.item_id AND tasks.phase = ? "
+                "AND tasks.state = 'pending' AND i.user_id IS NULL",
+                (time.time(), phase),
+            )
+            return cursor.rowcount
 
     def fail_account(self, phase: int, account_id: str, code: str, message: str) -> int:
         """Fail every unfinished task of *phase* in *account_id*."""

@@ -493,51 +493,31 @@ class Engine:
         )
 
     async def _resolve_users(self, api: ChimeApi, phase: int, action: ActionSpec) -> None:
-        """Find accounts and user ids for items given by email."""
+        """Find accounts and user ids for items given by email (streamed, per account)."""
         if action.name == "invite":
             return
-        pending = await self._db(self._unresolved, phase)
-        if not pending:
-            return
-        by_account: dict[str | None, list[WorkItem]] = {}
-        for item in pending:
-            by_account.setdefault(item.account_id, []).append(item)
-        for account_id, items in by_account.items():
-            if account_id is None:
-                await self._resolve_accounts(api, items)
-            elif len(items) > SCAN_THRESHOLD:
+        counts = await self._db(self.checkpoint.unresolved_counts, phase)
+        for account_id, count in counts.items():
+            if account_id is not None and count > SCAN_THRESHOLD:
                 await self._resolve_by_scan(api, account_id, phase)
-            else:
-                await self._resolve_each(api, account_id, items)
+                continue
+            after = 0
+            while True:
+                page = await self._db(
+                    self.checkpoint.unresolved_page, phase, account_id, after, PAGE_SIZE
+                )
+                if not page:
+                    break
+                after = page[-1].item_id
+                if account_id is None:
+                    await self._resolve_accounts(api, page)
+                else:
+                    await self._resolve_each(api, account_id, page)
         # Whatever is still unresolved does not exist.
-        missing = await self._db(self._unresolved, phase)
+        missing = await self._db(self.checkpoint.fail_unresolved, phase)
         if missing:
-            await self._db(
-                self.checkpoint.record,
-                [
-                    TaskOutcome(
-                        item.item_id,
-                        item.phase,
-                        State.FAILED,
-                        error_code="NotFound",
-                        message=(
-                            f"no user with email {item.email} in account {item.account_id}"
-                            if item.account_id
-                            else f"no account has a user with email {item.email}"
-                        ),
-                        sends=0,
-                    )
-                    for item in missing
-                ],
-            )
-            log.info("resolve.not_found", items=len(missing))
-
-    def _unresolved(self, phase: int) -> list[WorkItem]:
-        return [
-            item
-            for item in self.checkpoint.tasks_in_state(phase, State.PENDING)
-            if item.user_id is None
-        ]
+            self._finished_failed += missing
+            log.info("resolve.not_found", items=missing)
 
     async def _resolve_each(
         self, api: ChimeApi, account_id: str, items: Sequence[WorkItem]

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,13 @@ def _start(args: list[str], **env: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
 
 
 def _team_account(emulator: RunningEmulator, tmp_path: Path) -> str:
@@ -182,7 +190,7 @@ def test_sigterm_finishes_in_flight_work_and_resumes(emulator_factory: Any, tmp_
     ]
 
     process = _start([*args, "--rate", "2", "--burst", "1"])
-    time.sleep(2.0)
+    _wait_for(lambda: emulator.stats()["effects"]["InviteUsers"]["total"] >= 100)
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=60)
 
@@ -228,10 +236,7 @@ def test_a_second_run_on_a_busy_checkpoint_exits_2_and_sends_nothing(
     ]
     first = _start(args)
     try:
-        deadline = time.monotonic() + 30
-        while emulator.stats()["effects"]["LogoutUser"]["total"] == 0:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        _wait_for(lambda: emulator.stats()["effects"]["LogoutUser"]["total"] > 0)
         second = _cli(args)
         assert second.returncode == 2
         assert f"is in use by pid {first.pid}" in second.stderr
