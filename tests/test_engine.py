@@ -513,3 +513,43 @@ def test_status_and_report_commands(emulator: RunningEmulator, tmp_path: Path) -
     assert report.exit_code == 0
     assert len(report.stdout.strip().splitlines()) == 11
     assert report.stdout.startswith("line,key,action,account_id,user_id,email,status")
+
+
+def test_a_batch_rejected_whole_is_bisected_to_the_bad_item(
+    emulator_factory: Any, tmp_path: Path
+) -> None:
+    # The emulator answers 400 to a request body over max_body_bytes: one absurd user id
+    # poisons the whole batch it is in, and only that one.
+    emulator = emulator_factory(max_body_bytes=8192)
+    account = _account(emulator)
+    users = emulator.state.users(account)[:39]
+    poison = "x" * 10_000
+    ids = [u.user_id for u in users[:25]] + [poison] + [u.user_id for u in users[25:]]
+    source = write_csv(tmp_path / "u.csv", "user_id", ids)
+
+    result = run_cli(
+        [
+            "update-license",
+            "--account",
+            account,
+            "--input",
+            str(source),
+            "--key",
+            "user_id",
+            "--license",
+            "ProTrial",
+            *_common(emulator, tmp_path, "poison"),
+        ]
+    )
+
+    assert result.exit_code == 1
+    report = {r["user_id"]: r for r in read_report(tmp_path / "poison.report.jsonl")}
+    assert report[poison]["status"] == "failed"
+    assert report[poison]["error_code"] == "BadRequestException"
+    assert all(report[u.user_id]["status"] == "succeeded" for u in users)
+    assert all(
+        emulator.state.get_user(account, u.user_id).license_type == "ProTrial"  # type: ignore[union-attr]
+        for u in users
+    )
+    # 2 batches of 20; the poisoned one split 10/10, 5/5, 3/2, 2/1, 1/1 down to the item.
+    assert emulator.stats()["requests"]["BatchUpdateUser"] <= 2 + 2 * 5
