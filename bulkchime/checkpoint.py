@@ -70,7 +70,6 @@ CREATE TABLE IF NOT EXISTS tasks (
     PRIMARY KEY (item_id, phase)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (phase, state, item_id);
-CREATE INDEX IF NOT EXISTS items_by_dedupe ON items (dedupe);
 """
 
 
@@ -394,7 +393,10 @@ class Checkpoint:
     def _start_ingest(self) -> None:
         self._ingesting = True
         if self.is_ingested():
-            self._adding = True  # --force with a changed input: add only what is new
+            # --force with a changed input: add only what is new (the index is built only
+            # here, so that a first ingest does not pay for it).
+            self._adding = True
+            self._db.execute("CREATE INDEX IF NOT EXISTS items_by_dedupe ON items (dedupe)")
         else:
             # A run that died while ingesting left part of the input: start it again.
             with self._transaction():
@@ -407,8 +409,11 @@ class Checkpoint:
         if not self._ingesting:
             self._start_ingest()
         now = time.time()
-        count = 0
+        items: list[tuple[Any, ...]] = []
+        tasks: list[tuple[Any, ...]] = []
         with self._transaction():
+            row = self._db.execute("SELECT coalesce(max(id), 0) FROM items").fetchone()
+            item_id = int(row[0])
             for record in records:
                 dedupe = None if record.rejection else f"{record.account_id or ''}|{record.key}"
                 if (
@@ -419,10 +424,10 @@ class Checkpoint:
                     ).fetchone()
                 ):
                     continue
-                cursor = self._db.execute(
-                    "INSERT INTO items (line, key, raw_key, account_id, email, user_id, "
-                    "fields, dedupe) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                item_id += 1
+                items.append(
                     (
+                        item_id,
                         record.line,
                         record.key,
                         record.raw_key,
@@ -431,25 +436,30 @@ class Checkpoint:
                         record.user_id,
                         _dumps(record.fields),
                         dedupe,
-                    ),
+                    )
                 )
-                item_id = cursor.lastrowid
                 if record.rejection:
                     state, code, message = State.REJECTED, "Rejected", record.rejection
                 elif record.result is not None:
                     state, code, message = State.DONE, None, None
                 else:
                     state, code, message = State.PENDING, None, None
-                self._db.executemany(
-                    "INSERT INTO tasks (item_id, phase, action, state, error_code, message, "
-                    "result, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (item_id, phase, action, state, code, message, _dumps(record.result), now)
-                        for phase, action in enumerate(actions)
-                    ],
+                result = _dumps(record.result)
+                tasks.extend(
+                    (item_id, phase, action, state.value, code, message, result, now)
+                    for phase, action in enumerate(actions)
                 )
-                count += 1
-        return count
+            self._db.executemany(
+                "INSERT INTO items (id, line, key, raw_key, account_id, email, user_id, "
+                "fields, dedupe) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                items,
+            )
+            self._db.executemany(
+                "INSERT INTO tasks (item_id, phase, action, state, error_code, message, "
+                "result, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                tasks,
+            )
+        return len(items)
 
     def finish_ingest(self) -> None:
         """Mark duplicates and record that the input was read completely."""

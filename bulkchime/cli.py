@@ -13,7 +13,7 @@ import click
 from . import __version__
 from .actions import ACTIONS, Target
 from .checkpoint import Checkpoint
-from .errors import BulkchimeError, JobAborted, JobError
+from .errors import AuthError, BulkchimeError, JobAborted, JobError
 from .job import JobSpec, job_from_dict, load_job
 from .logs import LogFormat, configure_logging
 from .report import write_report, write_report_to
@@ -140,7 +140,7 @@ def _execute(job: JobSpec, default_checkpoint: Path, **options: Any) -> None:
     except JobError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_USAGE)
-    except JobAborted as error:
+    except (JobAborted, AuthError) as error:
         click.echo(f"aborted: {error}", err=True)
         sys.exit(EXIT_ABORTED)
     sys.exit(result.exit_code)

@@ -47,11 +47,17 @@ def _open_private(path: Path) -> IO[str]:
 
 
 def write_report(checkpoint: Checkpoint, path: Path, report_format: str | None = None) -> Path:
-    """Write every task of *checkpoint* to *path*: CSV for ``.csv``, else JSONL."""
-    with _open_private(path) as out:
+    """Write every task of *checkpoint* to *path*: CSV for ``.csv``, else JSONL.
+
+    The report appears whole or not at all (written beside, then renamed), so a run
+    killed while writing it never leaves a truncated report that looks complete.
+    """
+    partial = path.with_name(path.name + ".partial")
+    with _open_private(partial) as out:
         write_report_to(
             checkpoint, out, report_format or ("csv" if path.suffix == ".csv" else "jsonl")
         )
+    os.replace(partial, path)
     return path
 
 
