@@ -15,10 +15,10 @@ __all__ = ["run_demo"]
 #: The demo's emulator: two seeded accounts, a server rate limit and a few faults.
 DEMO_EMULATOR = EmulatorConfig(
     accounts=2,
-    users_per_account=2000,
+    users_per_account=10_000,
     seed=0,
-    rate=60.0,
-    burst=60,
+    rate=50.0,
+    burst=50,
     error_rate=0.03,
     user_error_rate=0.02,
 )
@@ -50,7 +50,7 @@ def run_demo(workdir: Path, out: Callable[[str], None] = print) -> int:
                 "account_name": "Example Corp 1",
                 "input": {"query": {"license": "Basic"}},
                 "params": {"license": "Pro"},
-                "limits": {"rate": 50.0, "burst": 50, "concurrency": 8},
+                "limits": {"rate": 100.0, "burst": 20, "concurrency": 8},
                 "aws": {"endpoint_url": emulator.url, "region": "us-east-1"},
             }
         )
@@ -65,4 +65,6 @@ def run_demo(workdir: Path, out: Callable[[str], None] = print) -> int:
             f"{stats['throttled']} throttled, {stats['faults']} faults, "
             f"{effects['distinct']} users changed"
         )
+    out(f"next: bulkchime status {checkpoint}   (counts, errors, speed)")
+    out(f"      bulkchime report {checkpoint} --format csv   (one row per user)")
     return result.exit_code

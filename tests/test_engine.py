@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -553,3 +554,48 @@ def test_a_batch_rejected_whole_is_bisected_to_the_bad_item(
     )
     # 2 batches of 20; the poisoned one split 10/10, 5/5, 3/2, 2/1, 1/1 down to the item.
     assert emulator.stats()["requests"]["BatchUpdateUser"] <= 2 + 2 * 5
+
+
+def test_demo_runs_the_sample_migration(tmp_path: Path) -> None:
+    result = run_cli(["demo", "--workdir", str(tmp_path / "demo"), "--log-format", "json"])
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "3508 succeeded, 0 failed" in result.stdout
+    assert "3508 users changed" in result.stdout
+    report = (tmp_path / "demo" / "demo.report.csv").read_text().splitlines()
+    assert len(report) == 3509
+
+
+def test_stdin_input_and_endpoint_from_the_environment(
+    emulator: RunningEmulator, tmp_path: Path, monkeypatch: Any
+) -> None:
+    account = _account(emulator)
+    ids = [u.user_id for u in emulator.state.users(account)[:5]]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_CHIME", emulator.url)
+    summary = tmp_path / "summary.json"
+
+    result = run_cli(
+        [
+            "logout",
+            "--account",
+            account,
+            "--input",
+            "-",
+            "--key",
+            "user_id",
+            "--checkpoint",
+            str(tmp_path / "in.ckpt.sqlite"),
+            "--report",
+            str(tmp_path / "r.csv"),
+            "--summary-json",
+            str(summary),
+        ],
+        input=("user_id\n" + "\n".join(ids) + "\n").encode(),
+    )
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert emulator.stats()["effects"]["LogoutUser"]["distinct"] == 5
+    assert (tmp_path / "r.csv").read_text().count("succeeded") == 5
+    data = json.loads(summary.read_text())
+    assert data["exit_code"] == 0 and data["counts"] == {"succeeded": 5}
+    assert data["requests"]["LogoutUser"] == 5
