@@ -223,10 +223,20 @@ class Engine:
         if self.options.retry_failed:
             requeued = await self._db(self.checkpoint.retry_failed)
             log.info("retry_failed", requeued=requeued)
-        await self._resolve_job_account(api)
-        if needs_ingest:
+        # An input file is checked before anything goes over the network, unless its rows
+        # need the job's account id, which an account_name must first be resolved to.
+        file_first = (
+            needs_ingest
+            and bool(self.job.input.path)
+            and self.actions[0].target is Target.USER
+            and not self.job.account_name
+        )
+        if file_first:
             await self._ingest(api)
-        else:
+        await self._resolve_job_account(api)
+        if needs_ingest and not file_first:
+            await self._ingest(api)
+        if not needs_ingest:
             log.info("resume", checkpoint=str(self.checkpoint.path))
         await self._db(self.checkpoint.set_info, "started", time.time())
         for phase, action in enumerate(self.actions):
@@ -236,6 +246,28 @@ class Engine:
         await self._db(self.checkpoint.set_info, "finished", time.time())
 
     async def _resolve_job_account(self, api: ChimeApi) -> None:
+        account_id = self.job.account_id
+        if account_id and account_id not in self._checked_accounts:
+            try:
+                account = await self._lookup(api.get_account, account_id)
+            except JobAborted as abort:
+                # A 403 here is this account's, if the credentials work elsewhere.
+                if isinstance(abort.__cause__, AuthError) and await api.credentials_work():
+                    raise InputError(
+                        self.job.source or "<command line>",
+                        f"these credentials may not administer account {account_id}: "
+                        f"{abort.__cause__.message}",
+                        field="account_id",
+                    ) from None
+                raise
+            if account is None:
+                raise InputError(
+                    self.job.source or "<command line>",
+                    f"account {account_id!r} does not exist. HINT: list the accounts with "
+                    "'aws chime list-accounts', or give account_name",
+                    field="account_id",
+                )
+            self._checked_accounts.add(account_id)
         name = self.job.account_name
         if not name or name in self._account_ids:
             return

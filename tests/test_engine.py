@@ -334,9 +334,7 @@ def test_account_operations(emulator: RunningEmulator, tmp_path: Path) -> None:
     assert emulator.state.get_account(account) is None
 
 
-def test_an_unknown_account_fails_its_items_without_sending(
-    emulator: RunningEmulator, tmp_path: Path
-) -> None:
+def test_an_unknown_job_account_is_a_job_error(emulator: RunningEmulator, tmp_path: Path) -> None:
     source = write_csv(tmp_path / "u.csv", "user_id", ["a", "b", "c"])
     result = run_cli(
         [
@@ -350,10 +348,34 @@ def test_an_unknown_account_fails_its_items_without_sending(
             *_common(emulator, tmp_path, "noacct"),
         ]
     )
-    assert result.exit_code == 1
-    report = read_report(tmp_path / "noacct.report.jsonl")
-    assert {r["error_code"] for r in report} == {"NotFoundException"}
+    assert result.exit_code == 2
+    assert "account_id: account '00000000-0000-4000-8000-000000000000' does not exist" in (
+        result.stderr
+    )
     assert mutations(emulator.stats()) == 0
+
+
+def test_rows_of_an_unknown_account_fail_and_the_others_succeed(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    account = _account(emulator)
+    users = emulator.state.users(account)[:3]
+    source = tmp_path / "rows.csv"
+    ghost = "00000000-0000-4000-8000-000000000000"
+    source.write_text(
+        "account_id,user_id\n"
+        + "".join(f"{account},{u.user_id}\n" for u in users)
+        + f"{ghost},someone\n"
+    )
+    result = run_cli(
+        ["logout", "--input", str(source), "--key", "user_id", *_common(emulator, tmp_path, "rows")]
+    )
+    assert result.exit_code == 1
+    report = {r["user_id"]: r for r in read_report(tmp_path / "rows.report.jsonl")}
+    assert report["someone"]["error_code"] == "NotFoundException"
+    assert report["someone"]["attempts"] == 0
+    assert all(report[u.user_id]["status"] == "succeeded" for u in users)
+    assert emulator.stats()["requests"]["LogoutUser"] == 3
 
 
 def test_wrong_secret_aborts_with_exit_3_and_resumes_after_the_fix(
