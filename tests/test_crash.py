@@ -310,3 +310,41 @@ def test_reset_pin_in_flight_at_a_crash_is_not_repeated(
     retried = _cli([*args, "--retry-failed"])
     assert retried.returncode == 0
     assert emulator.stats()["effects"]["ResetPersonalPIN"]["total"] == 7
+
+
+def test_a_second_signal_exits_at_once_and_the_run_still_resumes_cleanly(
+    emulator_factory: Any, tmp_path: Path
+) -> None:
+    emulator = emulator_factory(latency_ms=300.0)
+    account = _team_account(emulator, tmp_path)
+    emails = [f"twice{i}@example.org" for i in range(300)]
+    source = write_csv(tmp_path / "twice.csv", "email", emails)
+    args = [
+        "invite",
+        "--account",
+        account,
+        "--input",
+        str(source),
+        "--endpoint-url",
+        emulator.url,
+        "--checkpoint",
+        str(tmp_path / "twice.ckpt.sqlite"),
+        "--concurrency",
+        "2",
+        "--log-format",
+        "json",
+    ]
+
+    process = _start(args)
+    _wait_for(lambda: emulator.stats()["effects"]["InviteUsers"]["total"] >= 50)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+
+    assert process.returncode == 130
+    assert time.monotonic() - started < 5  # did not wait for the in-flight requests
+    finished = _cli([*args, "--rate", "1000"])
+    assert finished.returncode == 0, finished.stdout + finished.stderr[-2000:]
+    assert emulator.stats()["effects"]["InviteUsers"] == {"total": 300, "distinct": 300}
