@@ -121,6 +121,10 @@ def _execute(job: JobSpec, default_checkpoint: Path, **options: Any) -> None:
             Path(job.checkpoint) if job.checkpoint else default_checkpoint
         )
         report = options["report"] or (Path(job.report) if job.report else None)
+        if not options["dry_run"]:  # a pipeline's state/ folder need not exist yet
+            for path in (checkpoint, report, options["summary_json"]):
+                if path is not None:
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
         run_options = RunOptions(
             checkpoint=checkpoint,
             report=report,
@@ -175,8 +179,8 @@ def _action_command(name: str) -> click.Command:
 
     def command(**options: Any) -> None:
         document: dict[str, Any] = {"action": name}
-        account = options.pop("account")
-        account_name = options.pop("account_name")
+        account = options.pop("account", None)
+        account_name = options.pop("account_name", None)
         if account:
             document["account_id"] = account
         if account_name:
@@ -211,9 +215,15 @@ def _action_command(name: str) -> click.Command:
             sys.exit(EXIT_USAGE)
         _execute(job, Path(f"{job.name}.ckpt.sqlite"), **options)
 
-    params: list[click.Parameter] = [
-        click.Option(["--account"], help="Account id of every item (rows may carry account_id)."),
-        click.Option(["--account-name"], help="Account by its exact name (looked up first)."),
+    params: list[click.Parameter] = []
+    if spec.keys != ("name",):  # create-account's items are new names, not an account
+        params += [
+            click.Option(
+                ["--account"], help="Account id of every item (rows may carry account_id)."
+            ),
+            click.Option(["--account-name"], help="Account by its exact name (looked up first)."),
+        ]
+    params += [
         click.Option(["--input"], help="CSV or JSONL file of items, or - for stdin."),
         click.Option(
             ["--key"],
@@ -257,12 +267,24 @@ for _name in ACTIONS:
     cli.add_command(_action_command(_name))
 
 
+def _require_checkpoint_file(path: Path) -> None:
+    """Exit 2 unless *path* is an SQLite file (status and report must not write elsewhere)."""
+    with path.open("rb") as f:
+        if f.read(16) != b"SQLite format 3\x00":
+            click.echo(
+                f"error: {path} is not a checkpoint. HINT: give the .ckpt.sqlite file a run wrote",
+                err=True,
+            )
+            sys.exit(EXIT_USAGE)
+
+
 @cli.command("status")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def status_command(checkpoint: Path) -> None:
     """Show a checkpoint's progress: counts by outcome, errors, speed, ETA, lock holder."""
     from .status import status_text
 
+    _require_checkpoint_file(checkpoint)
     try:
         click.echo(status_text(checkpoint))
     except BulkchimeError as error:
@@ -286,6 +308,7 @@ def status_command(checkpoint: Path) -> None:
 )
 def report_command(checkpoint: Path, report_format: str | None, output: Path | None) -> None:
     """Write the per-item report of CHECKPOINT (also while a run is going)."""
+    _require_checkpoint_file(checkpoint)
     store = Checkpoint(checkpoint, lock=False)
     try:
         if output is not None:

@@ -112,8 +112,14 @@ def _first_line(text: str) -> str:
 
 
 def _auth_hint(code: str, message: str) -> str:
+    if code == "NoCredentials":
+        return (
+            f"{message.rstrip('.')}. HINT: nothing was sent; set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or --profile (for the emulator: testing / testing)"
+        )
     return (
-        f"{message or code}. HINT: the service refused the credentials or the signature; "
+        f"{(message or code).rstrip('.')}. HINT: the service refused the credentials or the "
+        "signature; "
         "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN (or --profile), "
         "that the session token has not expired, the region, and the machine's clock"
     )
@@ -234,18 +240,20 @@ class ChimeApi:
     async def call(self, operation: str, **params: Any) -> dict[str, Any]:
         """Send one request of *operation* (the model's name) once; raise :class:`ApiError`."""
         method = getattr(self._client, xform_name(operation))
-        async with self.limiter:
-            self.stats.requests[operation] += 1
-            try:
-                response: dict[str, Any] = await method(**params)
-            except Exception as exc:  # every failure is classified, none escapes raw
-                error = classify(exc)
-                self.stats.errors[error.code] += 1
-                if error.status == 429:
-                    self.stats.throttled += 1
-                    self.limiter.on_throttle(error.retry_after_seconds)
-                raise error from exc
-        self.limiter.on_success()
+        # The admission time tells the limiter whether a 429 is news (sent after its
+        # last cut) or the echo of requests already in flight at the old rate.
+        sent_at = await self.limiter.admit()
+        self.stats.requests[operation] += 1
+        try:
+            response: dict[str, Any] = await method(**params)
+        except Exception as exc:  # every failure is classified, none escapes raw
+            error = classify(exc)
+            self.stats.errors[error.code] += 1
+            if error.status == 429:
+                self.stats.throttled += 1
+                self.limiter.on_throttle(error.retry_after_seconds, sent_at=sent_at)
+            raise error from exc
+        self.limiter.on_success(sent_at)
         self.authenticated = True
         return response
 
@@ -427,6 +435,13 @@ class ChimeApi:
         self, name: str, item: WorkItem, params: Mapping[str, Any]
     ) -> ItemResult:
         if name == "create-account":
+            existing = await self.list_accounts(name=item.key)
+            if existing:  # CreateAccount would make a second account with the same name
+                return ItemResult(
+                    ok=True,
+                    message="already exists (found with ListAccounts); not created again",
+                    result={"AccountId": str(existing[0].get("AccountId"))},
+                )
             response = await self.call("CreateAccount", Name=item.key)
             account = response.get("Account", {})
             return ItemResult(ok=True, result={"AccountId": str(account.get("AccountId"))})

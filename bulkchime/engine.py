@@ -21,7 +21,7 @@ import signal
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,19 +268,45 @@ class Engine:
                     field="account_id",
                 )
             self._checked_accounts.add(account_id)
+            self._require_team(account, "account_id")
         name = self.job.account_name
         if not name or name in self._account_ids:
             return
         accounts = await self._lookup(api.list_accounts, name=name)
+        if not accounts and self.options.dry_run:
+            # Plan a job whose account an earlier step creates (a Team account for invites).
+            placeholder = f"(no account named {name!r} yet)"
+            self._account_ids[name] = placeholder
+            self._checked_accounts.add(placeholder)
+            log.warning("account.not_found", account_name=name, hint="a real run exits 2")
+            return
         if len(accounts) != 1:
             found = ", ".join(str(a.get("AccountId")) for a in accounts) or "none"
+            hint = (
+                "use account_id to pick one"
+                if accounts
+                else "check the exact name (case included), or create the account first "
+                "with bulkchime create-account"
+            )
             raise InputError(
                 self.job.source or "<command line>",
-                f"account_name {name!r} must match exactly one account; found {found}. "
-                "HINT: use account_id instead",
+                f"must match exactly one account; {name!r} matches {found}. HINT: {hint}",
                 field="account_name",
             )
         self._account_ids[name] = str(accounts[0]["AccountId"])
+        self._require_team(accounts[0], "account_name")
+
+    def _require_team(self, account: Mapping[str, Any], field: str) -> None:
+        """Invites go to Team accounts only: say so before anything is sent."""
+        kind = account.get("AccountType")
+        if "invite" in self.job.actions and kind and kind != "Team":
+            raise InputError(
+                self.job.source or "<command line>",
+                f"invite needs a Team account; {account.get('Name')!r} "
+                f"({account.get('AccountId')}) is {kind}. HINT: create a Team account with "
+                "bulkchime create-account, or invite into an existing one",
+                field=field,
+            )
 
     @property
     def job_account(self) -> str | None:
@@ -350,9 +376,12 @@ class Engine:
                 line=row.line,
                 field="account_id",
             )
-        if "update-account" in job.actions and not rejection:
-            if not (fields.get("name") or job.params.get("name")):
-                rejection = "no new name: add a 'name' column or params.name"
+        for spec in self.actions:
+            for param in spec.required_params:
+                if not rejection and not (fields.get(param) or job.params.get(param)):
+                    rejection = (
+                        f"no {param}: the {param!r} cell is empty and the job has no params.{param}"
+                    )
         return ItemRecord(
             line=row.line,
             key=row.key,
@@ -495,7 +524,7 @@ class Engine:
                     item.item_id,
                     item.phase,
                     State.DONE,
-                    message="invited before the interruption (verified with ListUsers)",
+                    message="already invited: the email is in the account (ListUsers)",
                     result={"UserId": str(user.get("UserId"))},
                     sends=0,
                 )
@@ -507,7 +536,7 @@ class Engine:
                     item.item_id,
                     item.phase,
                     State.DONE,
-                    message="created before the interruption (verified with ListAccounts)",
+                    message="already created (verified with ListAccounts)",
                     result={"AccountId": str(accounts[0].get("AccountId"))},
                     sends=0,
                 )
@@ -518,7 +547,8 @@ class Engine:
             State.FAILED,
             error_code="OutcomeUnknown",
             message=(
-                f"the run stopped while {action.name} was in flight and the service cannot tell "
+                f"{action.name} was sent but its outcome was lost (crash or timeout), and the "
+                "service cannot tell "
                 "whether it took effect; not repeated. HINT: check the user, then --retry-failed"
             ),
             sends=0,
@@ -530,6 +560,8 @@ class Engine:
             return
         counts = await self._db(self.checkpoint.unresolved_counts, phase)
         for account_id, count in counts.items():
+            if account_id is not None and account_id.startswith("(no account named"):
+                continue  # a dry run's placeholder: nothing to look up yet
             if account_id is not None and count > SCAN_THRESHOLD:
                 await self._resolve_by_scan(api, account_id, phase)
                 continue
@@ -716,6 +748,9 @@ class Engine:
                     if self.stopping:
                         continue
                     await self._send_batch(api, batch, requeue)
+                except Exception as error:  # a bug: stop cleanly, keep the checkpoint resumable
+                    log.exception("batch.crashed", action=batch.action.name, size=len(batch))
+                    self._fail_job(JobAborted(f"internal error while sending a batch: {error!r}"))
                 finally:
                     settle()
 
@@ -933,8 +968,9 @@ class Engine:
                 JobAborted(
                     f"{self._finished_failed} of {finished} finished items failed, more than the "
                     f"failure_threshold of {threshold:.0%}; stopped so that the rest are not "
-                    "failed one by one. HINT: read the report's error codes, fix the job, and run "
-                    "the same command again to resume"
+                    "failed one by one. HINT: read the report's error codes and fix the cause; "
+                    "then the same command with --retry-failed sends the failed items again "
+                    "(add --force if you changed the job file or the input)"
                 )
             )
 
@@ -1145,7 +1181,7 @@ def _plan_text(
             out.append(f"  line {line_no if line_no is not None else '-'}: {status}: {reason}")
         if len(rejected) > 50:
             out.append(f"  … and {len(rejected) - 50} more (see the report after a real run)")
-    rate = engine.limiter.rate
+    rate = engine.job.limits.rate or DEFAULT_RATE  # not the rate look-ups adapted to
     out.append(f"estimated duration: {requests / rate:.1f} s at {rate:g} requests/s")
     return "\n".join(out)
 

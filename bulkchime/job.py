@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
+import hashlib
 import math
 import os
 import re
@@ -356,7 +357,11 @@ class _Checker:
                 "name",
                 f'{_show(written_name)} cannot name a file. HINT: use e.g. name = "q3-migration"',
             )
-        name = written_name or default_name or _adhoc_name(specs[0].name, input_spec, account_id)
+        name = (
+            written_name
+            or default_name
+            or _adhoc_name(specs[0].name, input_spec, account_id, account_name, params)
+        )
         return JobSpec(
             name=name,
             actions=tuple(spec.name for spec in specs),
@@ -675,12 +680,21 @@ def _resolve(base_dir: str, path: str | None) -> str | None:
     return os.path.join(base_dir, path)
 
 
-def _adhoc_name(action: str, spec: InputSpec, account_id: str | None) -> str:
+def _adhoc_name(
+    action: str,
+    spec: InputSpec,
+    account_id: str | None,
+    account_name: str | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> str:
     if spec.path == "-":
         return f"{action}-stdin"
     if spec.path is not None:
         return f"{action}-{os.path.splitext(os.path.basename(spec.path))[0]}"
-    return f"{action}-{account_id or 'account'}"
+    # No file to name it after: name the account, and tell queries and parameters apart.
+    account = account_id or re.sub(r"[^A-Za-z0-9]+", "-", account_name or "account").strip("-")
+    extra = repr((sorted((spec.query or {}).items()), sorted((params or {}).items())))
+    return f"{action}-{account}-{hashlib.sha256(extra.encode()).hexdigest()[:8]}"
 
 
 def _locate(lines: Sequence[str], dotted: str) -> int | None:

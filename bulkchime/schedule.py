@@ -5,26 +5,65 @@ Every request of a job, look-ups included, takes a token from one
 (capacity = burst, drained at the current rate); on top of it this module adds
 rate adaptation and pauses.
 
-Adaptation is AIMD, as in TCP and botocore's adaptive mode, simplified:
+The problem
+-----------
+The real limit of a bulk run is the service's rate budget, a token bucket per AWS
+account whose rate the Chime API does not publish. Two things make it hard to use
+that budget fully without provoking 429s:
 
-* On a 429 the rate is multiplied by :data:`DECREASE_FACTOR` (0.7, the factor
-  CUBIC uses), at most once per :attr:`RateLimiter.decrease_interval`: the
-  requests already in flight when the first 429 came back were sent at the old
-  rate, so their 429s carry no new information and must not collapse the rate.
-* Each success adds ``increase_per_second / rate`` to the rate, which grows it by
-  about ``increase_per_second`` every second of clean traffic, probing back up
-  towards the ceiling (the configured rate; unbounded when none was given).
-* A ``Retry-After`` from the server pauses every sender: the bucket is filled so
-  that the next token appears when the server asked.
+* The server's bucket hides overload. A client a little above the rate gets no
+  429 until the server's burst is spent (at 5% over a 20/s budget, 20 s later),
+  and by then nothing says by how much it is over.
+* The client's bucket and the server's do not share a phase. A fresh process
+  starts with a full bucket while the server's may be half spent (a run just
+  killed, another tool on the same account); variable latency shifts them a
+  little more. A client burst as deep as the server's can overrun it at once;
+  :func:`client_burst` keeps it to a quarter of a second.
 
-The service does not publish its per-account budget, so a configured rate is a
-ceiling and a starting point, never a promise.
+The scheme: CUBIC-like growth, a cut sized by the measured delivery rate
+--------------------------------------------------------------------------
+Plain AIMD (multiply by 0.7 on a 429, add a little per success) spends its time
+on a sawtooth between 0.7 and 1.0 of the limit: about 85% on average, and slow
+to come back. TCP moved from it to CUBIC for the same reason. Here:
+
+* **Decrease.** A 429 means the server's bucket is empty and the rate is above
+  the budget. The budget is estimated as ``w_max = min(rate, delivered)``, where
+  ``delivered`` is what the server accepted per second over the last
+  :data:`DELIVERY_WINDOW_SECONDS`; under sustained overload that is the budget
+  itself, so one cut lands near it even from far above (10x too fast is one
+  step, not seven). The rate becomes ``DECREASE_FACTOR * w_max`` (0.9: a mild
+  cut, because ``w_max`` is a measurement, not a guess; below the budget the
+  server's bucket refills and the 429s stop).
+* **One cut per signal.** Only a 429 for a request admitted *after* the last cut
+  cuts again (TCP's once-per-window rule): the 429s of requests already in
+  flight were sent at the old rate and carry no news. Callers that cannot say
+  when a request was admitted fall back to at most one cut per
+  ``decrease_interval``.
+* **Growth.** After a cut the rate follows CUBIC's curve
+  ``w_max * (1 + (1 - beta) * ((t - K) / K) ** 3)``: concave back to ``w_max``
+  in :data:`REGROWTH_SECONDS` (``K``), flat near it (where the budget was found,
+  so that is where the time goes: about 97% of it is used), then convex, probing
+  for a budget that has grown. Before the first 429 with no configured ceiling
+  the rate doubles every :data:`DOUBLING_SECONDS` (slow start).
+* **Only when used.** The rate grows only while requests actually wait for
+  tokens. A run held back by something else (concurrency, the checkpoint, a
+  long backoff) does not inflate a rate it never tested.
+* **Retry-After** from the server pauses every sender (the bucket is filled so
+  that the next token appears when the server asked), and is a 429 like any other
+  for the rate.
+* The configured rate, when there is one, is a ceiling and the starting point,
+  never a promise; ``floor`` bounds a storm's cuts.
+
+:mod:`benchmarks.rate` measures the result against the emulator's server bucket:
+at R it serves ~100% of R with no 429; configured at 2R or with no rate it
+settles within a second or two and serves 95-100% of R.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections import deque
 from typing import Any
 
 from aiolimiter import AsyncLimiter
@@ -33,29 +72,74 @@ from tenacity.wait import wait_random_exponential
 
 from .errors import ApiError
 
-__all__ = ["DECREASE_FACTOR", "RateLimiter", "backoff_seconds", "backoff_wait"]
+__all__ = [
+    "DECREASE_FACTOR",
+    "DELIVERY_WINDOW_SECONDS",
+    "DOUBLING_SECONDS",
+    "REGROWTH_SECONDS",
+    "RateLimiter",
+    "backoff_seconds",
+    "backoff_wait",
+    "client_burst",
+]
 
-#: Share of the rate kept after a 429.
-DECREASE_FACTOR = 0.7
+#: Share of the estimated budget the rate is set to after a 429 (CUBIC's beta).
+DECREASE_FACTOR = 0.9
+#: Seconds CUBIC's curve takes to grow back to the rate where the last 429 came (its K).
+REGROWTH_SECONDS = 4.0
+#: Before any 429 and with no ceiling, the rate doubles this often (slow start).
+DOUBLING_SECONDS = 1.0
+#: Seconds of accepted requests behind the delivery-rate estimate.
+DELIVERY_WINDOW_SECONDS = 1.0
+#: A delivery window shorter than this, or with fewer requests, says too little to size a cut.
+_MIN_WINDOW_SECONDS = 0.25
+_MIN_DELIVERIES = 4
+
+
+def client_burst(rate: float) -> int:
+    """The bucket depth to use against a server bucket of unknown phase: 1/4 s of *rate*.
+
+    Two tokens at least, so that a late timer does not waste capacity; far below a
+    server burst of one second's worth, so that a fresh bucket cannot overrun a
+    server bucket someone else has half spent.
+    """
+    return max(2, math.ceil(rate / 4))
 
 
 class RateLimiter(AsyncLimiter):
-    """A token bucket whose rate adapts to 429s. Use ``async with limiter:`` per request.
+    """A token bucket whose rate adapts to 429s. One token per request.
+
+    Use ``sent_at = await limiter.admit()`` before a request, then
+    ``limiter.on_success(sent_at)`` or ``limiter.on_throttle(retry_after, sent_at=sent_at)``;
+    ``async with limiter:`` works too (without the once-per-signal precision).
 
     :param rate: starting requests per second.
     :param burst: bucket capacity (requests that may go out at once after a quiet spell).
     :param ceiling: highest rate adaptation may reach; ``None`` for no ceiling.
     :param adaptive: whether 429s and successes move the rate at all.
+    :param floor: lowest rate a storm of 429s can push it to.
+    :param decrease_interval: without ``sent_at``, the least time between two cuts.
     """
 
     __slots__ = (
         "adaptive",
         "ceiling",
+        "decrease_factor",
         "decrease_interval",
+        "decreases",
+        "doubling_seconds",
         "floor",
-        "increase_per_second",
+        "regrowth_seconds",
         "throttles",
+        "w_max",
+        "_delivered",
+        "_episode_start",
+        "_epoch",
+        "_grace",
         "_last_decrease",
+        "_last_update",
+        "_last_wait",
+        "_window_start",
     )
 
     def __init__(
@@ -66,13 +150,19 @@ class RateLimiter(AsyncLimiter):
         ceiling: float | None = None,
         adaptive: bool = True,
         floor: float = 0.2,
-        increase_per_second: float | None = None,
+        decrease_factor: float = DECREASE_FACTOR,
+        regrowth_seconds: float = REGROWTH_SECONDS,
+        doubling_seconds: float = DOUBLING_SECONDS,
         decrease_interval: float = 1.0,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be > 0 requests per second")
         if burst < 1:
             raise ValueError("burst must be >= 1")
+        if not 0 < decrease_factor < 1:
+            raise ValueError("decrease_factor must be between 0 and 1")
+        if ceiling is not None:
+            rate = min(rate, ceiling)
         super().__init__(max_rate=burst, time_period=burst / rate)
         #: Highest rate that adaptation may reach (``None``: unbounded).
         self.ceiling = ceiling
@@ -80,15 +170,28 @@ class RateLimiter(AsyncLimiter):
         self.adaptive = adaptive
         #: Lowest rate a storm of 429s can push it to.
         self.floor = min(floor, rate)
-        #: How fast the rate grows back, in requests/s per second of clean traffic.
-        self.increase_per_second = (
-            increase_per_second if increase_per_second is not None else max(0.5, rate * 0.05)
-        )
-        #: Seconds after a decrease during which further 429s do not decrease again.
+        #: Share of the estimated budget kept after a 429.
+        self.decrease_factor = decrease_factor
+        #: Seconds for the rate to grow back to ``w_max`` after a cut.
+        self.regrowth_seconds = regrowth_seconds
+        #: Seconds per doubling before the first 429 (when there is no ceiling).
+        self.doubling_seconds = doubling_seconds
+        #: Without an admission time, the least seconds between two cuts.
         self.decrease_interval = decrease_interval
+        #: The budget estimated at the last cut (``None`` until a 429 came).
+        self.w_max: float | None = None
         #: 429s seen.
         self.throttles = 0
+        #: Cuts made (429s that carried news).
+        self.decreases = 0
         self._last_decrease = -math.inf
+        self._grace = 0.0
+        self._episode_start = -math.inf
+        self._epoch = 0.0
+        self._last_update: float | None = None
+        self._last_wait = -math.inf
+        self._delivered: deque[float] = deque()
+        self._window_start: float | None = None
 
     @property
     def rate(self) -> float:
@@ -112,32 +215,147 @@ class RateLimiter(AsyncLimiter):
         self.time_period = self.max_rate / rate
         self._wake_next()
 
-    def on_success(self) -> None:
-        """Note a request the server accepted (probe upwards)."""
-        if self.adaptive:
-            self.set_rate(self.rate + self.increase_per_second / self.rate)
+    async def acquire(self, amount: float = 1) -> None:
+        """Wait for *amount* tokens (noting that the rate, not the caller, held it back)."""
+        if not self.has_capacity(amount):
+            self._last_wait = self._loop.time()
+        await super().acquire(amount)
 
-    def on_throttle(self, retry_after_seconds: float | None = None) -> None:
-        """Note a 429: slow down (once per interval) and honour ``Retry-After``."""
+    async def admit(self) -> float:
+        """Wait for a token; return the admission time (for on_success / on_throttle)."""
+        await self.acquire()
+        now = self._loop.time()
+        if self._window_start is None:
+            self._window_start = now
+        return now
+
+    # -- feedback --------------------------------------------------------------------
+
+    def on_success(self, sent_at: float | None = None) -> None:
+        """Note a request the server accepted: count it, and grow the rate if it is in use."""
+        now = self._loop.time()
+        self._delivered.append(now)
+        self._forget_deliveries(now)
+        if self.adaptive:
+            self._grow(now)
+
+    def on_throttle(
+        self, retry_after_seconds: float | None = None, *, sent_at: float | None = None
+    ) -> None:
+        """Note a 429: cut the rate if it carries news, and honour ``Retry-After``."""
         self.throttles += 1
         now = self._loop.time()
-        if self.adaptive and now - self._last_decrease >= self.decrease_interval:
-            self._last_decrease = now
-            self.set_rate(self.rate * DECREASE_FACTOR)
+        # The server's bucket is empty: so is ours from now on, or the burst it still
+        # holds would follow straight into more 429s (this aligns the two buckets'
+        # phases). The server's next token is on average half a token away.
+        self._leak()
+        self._level = max(self._level, self.max_rate - 0.5)
+        if sent_at is not None:
+            news = sent_at > self._last_decrease + self._grace
+        else:
+            news = now - self._last_decrease >= self.decrease_interval
+        if self.adaptive and news:
+            self._decrease(now, retry_after_seconds)
         if retry_after_seconds:
             self.pause(retry_after_seconds)
+        else:
+            self._wake_next()
+
+    def delivered_rate(self, since: float | None = None) -> float | None:
+        """Requests accepted per second over the last second (or *since*, if later).
+
+        ``None`` when the window is too short or holds too few requests to say.
+        """
+        now = self._loop.time()
+        self._forget_deliveries(now)
+        if self._window_start is None:
+            return None
+        start = max(self._window_start, now - DELIVERY_WINDOW_SECONDS, since or -math.inf)
+        window = now - start
+        count = 0
+        for accepted_at in reversed(self._delivered):
+            if accepted_at <= start:
+                break
+            count += 1
+        if window < _MIN_WINDOW_SECONDS or count < _MIN_DELIVERIES:
+            return None
+        return count / window
 
     def pause(self, seconds: float) -> None:
         """Let no request through for *seconds* (bucket filled past capacity)."""
         self._leak()
         blocked_level = self.max_rate - 1 + seconds * self._rate_per_sec
         self._level = max(self._level, blocked_level)
+        # The pause is not a lack of demand: the delivery estimate restarts after it.
+        now = self._loop.time()
+        self._delivered.clear()
+        self._window_start = now + seconds
         self._wake_next()
 
+    # -- the control law -----------------------------------------------------------------
+
+    def _decrease(self, now: float, retry_after_seconds: float | None) -> None:
+        if now - self._last_decrease > DELIVERY_WINDOW_SECONDS + self._grace:
+            # A new episode: the last second's deliveries include whatever burst the
+            # server's bucket held, so this first estimate may be high.
+            self._episode_start = now
+            delivered = self.delivered_rate()
+        else:
+            # Still overloaded since the episode began, with the server's bucket empty
+            # all along: what it accepted since then is its rate, burst excluded.
+            delivered = self.delivered_rate(since=self._episode_start)
+        w_max = self.rate if delivered is None else min(self.rate, delivered)
+        if retry_after_seconds:
+            # The server's next token is that far away: a faster rate would only
+            # meet another 429 right after the pause.
+            w_max = min(w_max, 1.0 / retry_after_seconds)
+        self.w_max = max(w_max, self.floor)
+        # The server's bucket was empty at the cut and refills at about
+        # (budget - new rate) = (1 - beta) * w_max tokens/s: until it holds one, 429s
+        # are expected even if the cut was right, so they are not news. (Bounded, so
+        # that at a rate of a few per minute the grace does not outlast the regrowth.)
+        self._grace = min(
+            1.0 / ((1.0 - self.decrease_factor) * self.w_max), self.regrowth_seconds / 2
+        )
+        self.decreases += 1
+        self._last_decrease = now
+        self._epoch = now
+        self._last_update = now
+        self.set_rate(self.decrease_factor * self.w_max)
+
+    def _grow(self, now: float) -> None:
+        last, self._last_update = self._last_update, now
+        if last is None:
+            return
+        elapsed = now - last
+        if now - self._last_wait > max(1.0, 2.0 / self.rate):
+            # Not held back by the bucket: the rate is not being tested, so hold it
+            # (and CUBIC's clock with it).
+            self._epoch += elapsed
+            return
+        if self.w_max is None:
+            if self.ceiling is not None and self.rate >= self.ceiling:
+                return
+            target = self.rate * 2.0 ** (elapsed / self.doubling_seconds)
+        else:
+            k = self.regrowth_seconds
+            t = now - self._epoch
+            target = self.w_max * (1.0 + (1.0 - self.decrease_factor) * ((t - k) / k) ** 3)
+        if target > self.rate:
+            self.set_rate(target)
+
+    def _forget_deliveries(self, now: float) -> None:
+        horizon = now - DELIVERY_WINDOW_SECONDS
+        delivered = self._delivered
+        while delivered and delivered[0] <= horizon:
+            delivered.popleft()
+
     def __repr__(self) -> str:
+        w_max = "-" if self.w_max is None else f"{self.w_max:.2f}"
         return (
             f"<RateLimiter rate={self.rate:.2f}/s burst={self.burst} "
-            f"level={self._level:.2f} ceiling={self.ceiling} throttles={self.throttles}>"
+            f"level={self._level:.2f} ceiling={self.ceiling} w_max={w_max} "
+            f"throttles={self.throttles} decreases={self.decreases}>"
         )
 
 

@@ -30,7 +30,7 @@ def status_text(path: Path) -> str:
     if meta:
         lines.append(
             f"job: {' -> '.join(meta.get('actions', []))} "
-            f"(input {meta.get('input') or meta.get('query') or 'account'})"
+            f"(input {meta.get('input') or _query_text(meta.get('query')) or 'account'})"
         )
     lines.append(f"total: {total}")
     for status in _ORDER:
@@ -45,7 +45,11 @@ def status_text(path: Path) -> str:
     finished = info.get("finished")
     left = counts.get("pending", 0) + counts.get("in_flight", 0)
     if started:
-        end = finished if finished and not left else time.time()
+        # A stopped run's speed is its own, not one that falls while nothing runs.
+        ran_to_an_end = (
+            finished is not None and float(finished) >= float(started) and holder is None
+        )
+        end = float(finished) if finished is not None and ran_to_an_end else time.time()
         elapsed = max(end - float(started), 1e-9)
         done = counts.get("succeeded", 0) + counts.get("failed", 0)
         speed = done / elapsed
@@ -59,3 +63,8 @@ def status_text(path: Path) -> str:
         state = "finished" if not left else "stopped; run the same command again to resume"
         lines.append(f"running: no ({state})")
     return "\n".join(lines)
+
+
+def _query_text(query: dict[str, str] | None) -> str | None:
+    """``license=Basic registration_status=Registered``, as ``--where`` takes it."""
+    return " ".join(f"{name}={value}" for name, value in query.items()) if query else None

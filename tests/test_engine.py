@@ -621,3 +621,22 @@ def test_stdin_input_and_endpoint_from_the_environment(
     data = json.loads(summary.read_text())
     assert data["exit_code"] == 0 and data["counts"] == {"succeeded": 5}
     assert data["requests"]["LogoutUser"] == 5
+
+
+def test_invite_into_an_enterprise_account_is_a_job_error(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    source = write_csv(tmp_path / "j.csv", "email", ["new@joiners.example.com"])
+    result = run_cli(
+        [
+            "invite",
+            "--account",
+            _account(emulator),
+            "--input",
+            str(source),
+            *_common(emulator, tmp_path, "lwa"),
+        ]
+    )
+    assert result.exit_code == 2
+    assert "invite needs a Team account" in result.stderr and "EnterpriseLWA" in result.stderr
+    assert mutations(emulator.stats()) == 0
