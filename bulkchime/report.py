@@ -96,6 +96,8 @@ class Summary:
     elapsed_seconds: float = 0.0
     #: Items this run finished (succeeded or failed); earlier runs of a resumed job excluded.
     finished_this_run: int = 0
+    #: Actions run over each item (the report has a record per item and action).
+    phases: int = 1
 
     @classmethod
     def from_checkpoint(
@@ -113,6 +115,7 @@ class Summary:
             throttled=stats.throttled,
             elapsed_seconds=elapsed_seconds,
             finished_this_run=finished_this_run,
+            phases=len((checkpoint.job_meta() or {}).get("actions") or [None]),
         )
 
     @property
@@ -141,7 +144,11 @@ class Summary:
         counts = ", ".join(
             f"{self.counts.get(s, 0)} {s}" for s in order if self.counts.get(s) or s in order[:4]
         )
-        out = [f"items: {self.total} ({counts})"]
+        if self.phases > 1:
+            rows = self.total // self.phases
+            out = [f"records: {self.total} = {rows} items x {self.phases} actions ({counts})"]
+        else:
+            out = [f"items: {self.total} ({counts})"]
         if self.errors:
             out.append("errors: " + ", ".join(f"{code} {n}" for code, n in self.errors.items()))
         sent = sum(self.requests.values())

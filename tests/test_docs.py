@@ -155,7 +155,7 @@ def test_tour_offboarding_run_status_and_report(emulator: RunningEmulator, tmp_p
 
     assert result.exit_code == 1, result.stdout + result.stderr  # one leaver does not exist
     assert result.stdout.splitlines()[0] == (
-        "items: 10 (8 succeeded, 1 failed, 0 rejected, 1 skipped)"
+        "records: 10 = 5 items x 2 actions (8 succeeded, 1 failed, 0 rejected, 1 skipped)"
     )
     events = {event["event"] for event in _json_lines(result.stderr)}
     assert {"ingested", "phase.start", "batch", "phase.end"} <= events
