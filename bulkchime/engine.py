@@ -215,6 +215,18 @@ class Engine:
             "params": {k: job.params[k] for k in sorted(job.params)},
         }
 
+    async def run_with_client(self) -> None:
+        """Open the job's Chime client and :meth:`run` with it."""
+        job = self.job
+        async with open_client(
+            region=job.region,
+            endpoint_url=job.endpoint_url,
+            profile=job.profile,
+            concurrency=job.limits.concurrency,
+            timeout=job.limits.timeout,
+        ) as client:
+            await self.run(ChimeApi(client, self.limiter, self.stats))
+
     async def run(self, api: ChimeApi) -> None:
         """Ingest (if needed), then send every phase."""
         needs_ingest = await self._db(
@@ -1070,14 +1082,7 @@ async def _run(job: JobSpec, options: RunOptions) -> RunResult:
 async def _dry_run(job: JobSpec, options: RunOptions, checkpoint: Checkpoint) -> RunResult:
     engine = Engine(job, options, checkpoint)
     try:
-        async with open_client(
-            region=job.region,
-            endpoint_url=job.endpoint_url,
-            profile=job.profile,
-            concurrency=job.limits.concurrency,
-            timeout=job.limits.timeout,
-        ) as client:
-            await engine.run(ChimeApi(client, engine.limiter, engine.stats))
+        await engine.run_with_client()
         lines = await engine.plan()
         rejected = await engine._db(checkpoint.rejected_rows)
     finally:
@@ -1110,14 +1115,7 @@ async def _real_run(job: JobSpec, options: RunOptions, checkpoint: Checkpoint) -
     message: str | None = None
     exit_code = 0
     try:
-        async with open_client(
-            region=job.region,
-            endpoint_url=job.endpoint_url,
-            profile=job.profile,
-            concurrency=job.limits.concurrency,
-            timeout=job.limits.timeout,
-        ) as client:
-            await engine.run(ChimeApi(client, engine.limiter, engine.stats))
+        await engine.run_with_client()
     except JobAborted as error:
         exit_code, message = 3, str(error)
     except AuthError as error:
