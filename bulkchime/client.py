@@ -12,6 +12,7 @@ engine's :mod:`bulkchime.errors`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -25,10 +26,17 @@ from aiobotocore.session import AioSession
 from botocore import exceptions as boto_errors
 from botocore import xform_name
 
-from .actions import ActionSpec
+from .actions import ACTIONS, ActionSpec
 from .checkpoint import WorkItem
 from .constants import DEFAULT_REGION, RETRYABLE_USER_ERROR_CODES, SERVICE_NAME
-from .errors import ApiError, AuthError, BadBatchError, PermanentError, RetryableError
+from .errors import (
+    ApiError,
+    AuthError,
+    BadBatchError,
+    Interrupted,
+    PermanentError,
+    RetryableError,
+)
 from .schedule import RateLimiter
 
 if TYPE_CHECKING:
@@ -201,6 +209,8 @@ class ItemResult:
 
 _OK = ItemResult(ok=True)
 
+_MUTATING_OPERATIONS = frozenset(spec.operation for spec in ACTIONS.values() if spec.mutating)
+
 #: User fields kept in reports and exports; PersonalPIN is a secret and never kept.
 _USER_FIELDS = (
     "UserId",
@@ -221,12 +231,43 @@ def public_user(user: Mapping[str, Any]) -> dict[str, Any]:
 class ChimeApi:
     """The calls the engine makes, each through the shared limiter and classified."""
 
-    def __init__(self, client: ChimeClient, limiter: RateLimiter, stats: RequestStats) -> None:
+    def __init__(
+        self,
+        client: ChimeClient,
+        limiter: RateLimiter,
+        stats: RequestStats,
+        stopping: asyncio.Event | None = None,
+    ) -> None:
         self._client = client
         self.limiter = limiter
         self.stats = stats
+        #: Set when the job stops: a change still waiting for a token is then not sent
+        #: (at a low rate that wait can be longer than a pipeline's grace period).
+        self.stopping = stopping
         #: Whether the service has accepted these credentials at least once.
         self.authenticated = False
+
+    async def _admit(self, operation: str) -> float:
+        """Wait for a token, unless the job stops first and *operation* changes something."""
+        stop = self.stopping if operation in _MUTATING_OPERATIONS else None
+        if stop is None or self.limiter.has_capacity():
+            sent_at = await self.limiter.admit()
+        else:
+            admit = asyncio.ensure_future(self.limiter.admit())
+            stopped = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait((admit, stopped), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopped.cancel()
+            if not admit.done():
+                admit.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await admit
+                raise Interrupted(f"{operation} not sent: the job is stopping")
+            sent_at = admit.result()
+        if stop is not None and stop.is_set():
+            raise Interrupted(f"{operation} not sent: the job is stopping")
+        return sent_at
 
     async def credentials_work(self) -> bool:
         """Whether the credentials are accepted at all (a 403 may be one account's)."""
@@ -242,7 +283,7 @@ class ChimeApi:
         method = getattr(self._client, xform_name(operation))
         # The admission time tells the limiter whether a 429 is news (sent after its
         # last cut) or the echo of requests already in flight at the old rate.
-        sent_at = await self.limiter.admit()
+        sent_at = await self._admit(operation)
         self.stats.requests[operation] += 1
         try:
             response: dict[str, Any] = await method(**params)

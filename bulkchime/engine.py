@@ -44,6 +44,7 @@ from .errors import (
     AuthError,
     BadBatchError,
     InputError,
+    Interrupted,
     JobAborted,
     JobError,
     PermanentError,
@@ -225,7 +226,7 @@ class Engine:
             concurrency=job.limits.concurrency,
             timeout=job.limits.timeout,
         ) as client:
-            await self.run(ChimeApi(client, self.limiter, self.stats))
+            await self.run(ChimeApi(client, self.limiter, self.stats, self._stopping))
 
     async def run(self, api: ChimeApi) -> None:
         """Ingest (if needed), then send every phase."""
@@ -828,8 +829,9 @@ class Engine:
                     sends += 1
                     results = await api.execute(action, batch.account_id, items, self.job.params)
             _crash_points.reached("after_send")
-        except _Stopped:
-            outcomes = [TaskOutcome(i.item_id, i.phase, State.PENDING, sends=sends) for i in items]
+        except (_Stopped, Interrupted) as stopped:
+            made = sends - 1 if isinstance(stopped, Interrupted) else sends  # that one never left
+            outcomes = [TaskOutcome(i.item_id, i.phase, State.PENDING, sends=made) for i in items]
         except AuthError as error:
             if batch.account_id and await self._account_forbidden(
                 api, batch.phase, batch.account_id, error

@@ -8,6 +8,7 @@
     │   ├── CheckpointInUse      another live run holds the checkpoint
     │   └── CheckpointMismatch   the checkpoint belongs to another input or job
     ├── JobAborted               exit 3: auth failure or failure threshold
+    ├── Interrupted              a change not sent because the job is stopping
     └── ApiError                 what one request's outcome means to the engine
         ├── RetryableError       429, 5xx, connection errors, timeouts: back off and resend
         ├── PermanentError       the request will not succeed as sent
@@ -28,6 +29,7 @@ __all__ = [
     "CheckpointInUse",
     "CheckpointMismatch",
     "InputError",
+    "Interrupted",
     "JobAborted",
     "JobError",
     "PermanentError",
@@ -68,6 +70,10 @@ class CheckpointInUse(JobError):
 
 class CheckpointMismatch(JobError):
     """The checkpoint was made for another input file, action or account."""
+
+
+class Interrupted(BulkchimeError):
+    """A change was about to be sent when the job was told to stop; it was not sent."""
 
 
 class JobAborted(BulkchimeError):

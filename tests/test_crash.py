@@ -348,3 +348,47 @@ def test_a_second_signal_exits_at_once_and_the_run_still_resumes_cleanly(
     finished = _cli([*args, "--rate", "1000"])
     assert finished.returncode == 0, finished.stdout + finished.stderr[-2000:]
     assert emulator.stats()["effects"]["InviteUsers"] == {"total": 300, "distinct": 300}
+
+
+def test_changes_waiting_for_a_token_are_not_sent_after_sigint(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    account = emulator.state.account_ids()[0]
+    source = write_csv(
+        tmp_path / "u.csv", "user_id", [u.user_id for u in emulator.state.users(account)]
+    )
+    args = [
+        "logout",
+        "--account",
+        account,
+        "--input",
+        str(source),
+        "--key",
+        "user_id",
+        "--endpoint-url",
+        emulator.url,
+        "--checkpoint",
+        str(tmp_path / "slow.ckpt.sqlite"),
+        "--concurrency",
+        "4",
+        "--rate",
+        "1",
+        "--burst",
+        "1",
+        "--log-format",
+        "json",
+    ]
+
+    process = _start(args)
+    _wait_for(lambda: emulator.stats()["effects"]["LogoutUser"]["total"] >= 2)
+    sent_at_signal = emulator.stats()["effects"]["LogoutUser"]["total"]
+    started = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=30)
+
+    assert process.returncode == 130
+    assert time.monotonic() - started < 3  # did not wait for tokens at 1 request/s
+    assert emulator.stats()["effects"]["LogoutUser"]["total"] <= sent_at_signal + 1
+    report = read_report(tmp_path / "slow.report.jsonl")
+    sent = sum(r["attempts"] for r in report)
+    assert sent == emulator.stats()["effects"]["LogoutUser"]["total"]  # attempts are real sends
