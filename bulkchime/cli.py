@@ -337,6 +337,18 @@ def report_command(checkpoint: Path, report_format: str | None, output: Path | N
 @click.option("--latency-ms", default=0.0, show_default=True)
 @click.option("--access-key-id", default="testing", show_default=True)
 @click.option("--secret-access-key", default="testing", show_default=True)
+@click.option(
+    "--session-token",
+    "session_tokens",
+    multiple=True,
+    help="Accept only this session token (repeatable); other tokens get 403 'expired'.",
+)
+@click.option(
+    "--forbidden-account",
+    "forbidden_accounts",
+    multiple=True,
+    help="Answer 403 to every request on this account id (repeatable).",
+)
 def emulator(**options: Any) -> None:
     """Serve a local emulator of the Chime API (prints 'listening on URL' first)."""
     from .emulator import EmulatorConfig, run_emulator

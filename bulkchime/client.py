@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -21,10 +22,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore import exceptions as boto_errors
 from botocore import xform_name
+from botocore.parsers import ResponseParserError
 
 from .actions import ACTIONS, ActionSpec
 from .checkpoint import WorkItem
@@ -50,12 +53,15 @@ __all__ = [
     "RequestStats",
     "classify",
     "open_client",
+    "records_with_id",
     "resolve_endpoint",
 ]
 
 #: Seconds to wait for a connection / for a response before calling it a retryable timeout.
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0
+
+log = structlog.get_logger("bulkchime")
 
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
@@ -104,7 +110,7 @@ def classify(exc: BaseException) -> ApiError:
         return RetryableError("ConnectionError", _first_line(str(exc)))
     if isinstance(exc, boto_errors.ReadTimeoutError | asyncio.TimeoutError | TimeoutError):
         return RetryableError("Timeout", "no response in time", maybe_applied=True)
-    if isinstance(exc, boto_errors.ResponseParserError):
+    if isinstance(exc, ResponseParserError):
         return RetryableError("MalformedResponse", _first_line(str(exc)), maybe_applied=True)
     if isinstance(exc, boto_errors.HTTPClientError | aiohttp.ClientError | OSError):
         return RetryableError(
@@ -144,6 +150,24 @@ def _keep_text(value: str) -> str:
     return value
 
 
+def _require_json_body(response_dict: Mapping[str, Any], **_: Any) -> None:
+    """A success whose body is not JSON is malformed, not an empty success.
+
+    botocore's rest-json parser turns an unparsable body into an empty result, which
+    for a batch call reads as "every user succeeded": refuse it before parsing.
+    """
+    status = int(response_dict.get("status_code") or 0)
+    body = response_dict.get("body") or b""
+    if status >= 300 or not body:
+        return
+    try:
+        json.loads(body)
+    except ValueError:
+        raise ResponseParserError(
+            f"HTTP {status} answer is not JSON: {bytes(body[:60])!r}"
+        ) from None
+
+
 @asynccontextmanager
 async def open_client(
     *,
@@ -179,6 +203,7 @@ async def open_client(
         endpoint_url=resolve_endpoint(endpoint_url),
         config=config,
     ) as client:
+        client.meta.events.register(f"before-parse.{SERVICE_NAME}", _require_json_body)
         yield client
 
 
@@ -270,13 +295,16 @@ class ChimeApi:
         return sent_at
 
     async def credentials_work(self) -> bool:
-        """Whether the credentials are accepted at all (a 403 may be one account's)."""
-        if not self.authenticated:
-            try:
-                await self.call("ListAccounts", MaxResults=1)
-            except ApiError:
-                return False
-        return self.authenticated
+        """Whether the credentials are accepted now (a 403 may be one account's).
+
+        Asked afresh after each 403: credentials that worked an hour ago may have
+        expired since (a session token), and that must abort the job, not fail an account.
+        """
+        try:
+            await self.call("ListAccounts", MaxResults=1)
+        except ApiError:
+            return False
+        return True
 
     async def call(self, operation: str, **params: Any) -> dict[str, Any]:
         """Send one request of *operation* (the model's name) once; raise :class:`ApiError`."""
@@ -303,9 +331,9 @@ class ChimeApi:
     async def find_user(self, account_id: str, email: str) -> dict[str, Any] | None:
         """The user of *account_id* whose primary email is *email*, or ``None``."""
         response = await self.call("ListUsers", AccountId=account_id, UserEmail=email)
-        for user in response.get("Users", []):
+        for user in records_with_id(response.get("Users"), "UserId"):
             if str(user.get("PrimaryEmail", "")).lower() == email.lower():
-                return dict(user)
+                return user
         return None
 
     async def iter_users(self, account_id: str) -> AsyncIterator[dict[str, Any]]:
@@ -316,8 +344,8 @@ class ChimeApi:
             if token:
                 params["NextToken"] = token
             response = await self.call("ListUsers", **params)
-            for user in response.get("Users", []):
-                yield dict(user)
+            for user in records_with_id(response.get("Users"), "UserId"):
+                yield user
             token = response.get("NextToken")
             if not token:
                 return
@@ -337,7 +365,7 @@ class ChimeApi:
             if token:
                 params["NextToken"] = token
             response = await self.call("ListAccounts", **params)
-            accounts.extend(dict(account) for account in response.get("Accounts", []))
+            accounts.extend(records_with_id(response.get("Accounts"), "AccountId"))
             token = response.get("NextToken")
             if not token:
                 break
@@ -518,6 +546,15 @@ class ChimeApi:
             await self.call("UpdateAccountSettings", AccountId=account_id, AccountSettings=settings)
             return _OK
         raise ValueError(f"no account call for action {name!r}")
+
+
+def records_with_id(records: Any, id_field: str) -> list[dict[str, Any]]:
+    """The records of a list answer that carry their id; the rest are logged and dropped."""
+    kept = [dict(r) for r in records or [] if isinstance(r, Mapping) and r.get(id_field)]
+    dropped = len(records or []) - len(kept)
+    if dropped:
+        log.warning("response.incomplete", field=id_field, records_without_it=dropped)
+    return kept
 
 
 def _need(value: str | None) -> str:

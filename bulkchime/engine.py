@@ -37,7 +37,7 @@ from tenacity import (
 
 from .actions import ActionSpec, Target, get_action
 from .checkpoint import Checkpoint, ItemRecord, State, TaskOutcome, WorkItem
-from .client import ChimeApi, ItemResult, RequestStats, open_client, public_user
+from .client import ChimeApi, ItemResult, RequestStats, open_client, public_user, records_with_id
 from .constants import DEFAULT_BURST, DEFAULT_RATE, LICENSES
 from .errors import (
     ApiError,
@@ -357,7 +357,7 @@ class Engine:
         job = self.job
         path = job.input.path
         assert path is not None
-        display = path if path == "-" else path
+        display = "<stdin>" if path == "-" else path
         for row in read_source(path, job.input.key, stdin=self.options.stdin, display_name=display):
             yield self._record(row, display)
 
@@ -455,25 +455,34 @@ class Engine:
             if token:
                 params["NextToken"] = token
             response = await self._lookup(api.call, "ListUsers", **params)
-            for user in response.get("Users", []):
-                yield dict(user)
+            for user in records_with_id(response.get("Users"), "UserId"):
+                yield user
             token = response.get("NextToken")
             if not token:
                 return
 
     async def _lookup(self, fn: Callable[..., Awaitable[_T]], *args: Any, **kwargs: Any) -> _T:
-        """A read-only call, retried like any other; auth errors abort."""
-        async for attempt in AsyncRetrying(
-            stop=stop_after_attempt(self.job.limits.max_attempts),
-            wait=backoff_wait,
-            retry=retry_if_exception_type(RetryableError),
-            reraise=True,
-        ):
-            with attempt:
-                try:
+        """A read-only call, retried like any other; auth errors and dead servers abort."""
+        attempts = self.job.limits.max_attempts
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(attempts),
+                wait=backoff_wait,
+                retry=retry_if_exception_type(RetryableError),
+                sleep=self._sleep,
+                reraise=True,
+            ):
+                with attempt:
                     return await fn(*args, **kwargs)
-                except AuthError as error:
-                    raise JobAborted(f"authentication failed: {error}") from error
+        except AuthError as error:
+            raise JobAborted(f"authentication failed: {error}") from error
+        except RetryableError as error:
+            # Without look-ups nothing can be sent; the checkpoint keeps everything.
+            raise JobAborted(
+                f"a look-up got no usable answer in {attempts} attempts ({error}). HINT: "
+                "check --endpoint-url / the network and that the service is up; then run "
+                "the same command again to resume"
+            ) from error
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- one phase -----------------------------------------------------------------
@@ -594,6 +603,7 @@ class Engine:
         missing = await self._db(self.checkpoint.fail_unresolved, phase)
         if missing:
             self._finished_failed += missing
+            self._check_threshold()
             log.info("resolve.not_found", items=missing)
 
     async def _resolve_each(
@@ -671,6 +681,7 @@ class Engine:
                 )
                 log.warning("account.not_found", account_id=account_id, items=failed)
                 self._finished_failed += failed
+                self._check_threshold()
 
     async def _account_forbidden(
         self, api: ChimeApi, phase: int, account_id: str, error: AuthError
@@ -687,6 +698,7 @@ class Engine:
         )
         self._finished_failed += failed
         log.error("account.forbidden", account_id=account_id, items=failed, code=error.code)
+        self._check_threshold()
         return True
 
     # -- sending -------------------------------------------------------------------
@@ -971,6 +983,10 @@ class Engine:
                 self._finished_ok += 1
             elif outcome.state is State.FAILED:
                 self._finished_failed += 1
+        self._check_threshold()
+
+    def _check_threshold(self) -> None:
+        """Abort when permanent failures (sent or not: unknown users too) pass the threshold."""
         threshold = self.job.limits.failure_threshold
         finished = self._finished_ok + self._finished_failed
         if (

@@ -14,13 +14,31 @@ LogFormat = Literal["auto", "json", "console"]
 
 
 class _CurrentStderr:
-    """Whatever ``sys.stderr`` is at the time of writing (the progress bar redirects it)."""
+    """Whatever ``sys.stderr`` is at the time of writing (the progress bar redirects it).
+
+    A log reader that goes away (a closed pipe) must not stop the job: the log is
+    dropped from then on, and the checkpoint and report still say everything.
+    """
+
+    def __init__(self) -> None:
+        self._gone = False
 
     def write(self, text: str) -> int:
-        return sys.stderr.write(text)
+        if self._gone:
+            return len(text)
+        try:
+            return sys.stderr.write(text)
+        except (BrokenPipeError, ValueError, OSError):
+            self._gone = True
+            return len(text)
 
     def flush(self) -> None:
-        sys.stderr.flush()
+        if self._gone:
+            return
+        try:
+            sys.stderr.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            self._gone = True
 
 
 def configure_logging(log_format: LogFormat = "auto", level: int = logging.INFO) -> None:

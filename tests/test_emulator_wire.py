@@ -43,14 +43,18 @@ async def send(
     *,
     key: str = "testing",
     secret: str | None = "testing",
+    token: str | None = None,
     tamper: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> Answer:
-    """Send a request signed with SigV4 as botocore signs it (unsigned when secret is None)."""
+    """Send a request signed with SigV4 as botocore signs it (unsigned when secret is None).
+
+    A *token* is sent (and signed) as ``X-Amz-Security-Token``, as temporary credentials are.
+    """
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     request = AWSRequest(method=method, url=url, data=data, headers=dict(headers or {}))
     if secret is not None:
-        SigV4Auth(Credentials(key, secret), "chime", "us-east-1").add_auth(request)
+        SigV4Auth(Credentials(key, secret, token), "chime", "us-east-1").add_auth(request)
     async with http.request(
         method,
         URL(url, encoded=True),  # exactly the bytes that were signed
@@ -176,11 +180,30 @@ async def test_bad_bodies_are_400s_not_500s(http: aiohttp.ClientSession) -> None
             json.dumps({"UserIdList": [1]}).encode(),
         ]
         bodies += [b"{}"]  # missing the required list
+        bodies += [b"[" * 1500]  # nested deeper than the JSON parser's recursion limit
         for body in bodies:
             answer = await send(http, "POST", url, body)
             assert_error(answer, 400, "BadRequestException", "BadRequest")
         assert emulator.stats()["requests"]["BatchSuspendUser"] == len(bodies)
         assert emulator.stats()["effects"]["BatchSuspendUser"]["total"] == 0
+
+
+async def test_overlong_uris_and_compressed_bodies_are_400s(
+    http: aiohttp.ClientSession, emulator: RunningEmulator
+) -> None:
+    account = emulator.state.account_ids()[0]
+    long_query = f"{emulator.url}/accounts/{account}/users?max-results=5&x={'a' * 9000}"
+    answer = await send(http, "GET", long_query)
+    assert_error(answer, 400, "BadRequestException", "BadRequest")
+    assert "URI" in answer.json["Message"]
+    suspend = f"{emulator.url}/accounts/{account}/users?operation=suspend"
+    for encoding in ("gzip", "deflate", "br"):
+        compressed = await send(
+            http, "POST", suspend, b"\x1f\x8b garbage", headers={"Content-Encoding": encoding}
+        )
+        assert_error(compressed, 400, "BadRequestException", "BadRequest")
+        assert "Content-Encoding" in compressed.json["Message"]
+    assert emulator.stats()["requests"]["BatchSuspendUser"] == 3
 
 
 async def test_query_values_are_validated(
@@ -235,6 +258,72 @@ async def test_auth_comes_before_validation(
     assert_error(answer, 403, "ForbiddenException", "Forbidden")
 
 
+async def test_session_tokens_refuse_expired_tokens(http: aiohttp.ClientSession) -> None:
+    config = EmulatorConfig(accounts=1, users_per_account=3, session_tokens=("tok-live",))
+    async with running_emulator(config) as emulator:
+        url = emulator.url + "/accounts"
+        assert (await send(http, "GET", url, token="tok-live")).status == 200
+        assert (await send(http, "GET", url)).status == 200  # no token: the keys decide
+        expired = await send(http, "GET", url, token="tok-old")
+        assert_error(expired, 403, "ForbiddenException", "Forbidden")
+        assert expired.json["Message"] == "The security token included in the request is expired"
+        # Without a token a wrong secret is still a wrong signature.
+        wrong = await send(http, "GET", url, secret="nope")
+        assert_error(wrong, 403, "ForbiddenException", "Forbidden")
+        assert "signature" in wrong.json["Message"]
+        # The token expires while the emulator runs (both ways of changing it).
+        emulator.configure(session_tokens=["tok-next"])
+        assert (await send(http, "GET", url, token="tok-live")).status == 403
+        assert (await send(http, "GET", url, token="tok-next")).status == 200
+        async with http.post(
+            emulator.url + "/_emulator/config", json={"session_tokens": ["tok-3"]}
+        ) as response:
+            assert response.status == 200
+            assert (await response.json())["session_tokens"] == ["tok-3"]
+        assert (await send(http, "GET", url, token="tok-next")).status == 403
+        emulator.configure(session_tokens=[])  # empty: any token is accepted again
+        assert (await send(http, "GET", url, token="anything")).status == 200
+        assert emulator.stats()["requests"]["ListAccounts"] == 8
+
+
+async def test_forbidden_accounts_answer_403_after_a_valid_signature(
+    http: aiohttp.ClientSession,
+) -> None:
+    config = EmulatorConfig(accounts=2, users_per_account=3)
+    async with running_emulator(config) as emulator:
+        denied, allowed = emulator.state.account_ids()
+        emulator.configure(forbidden_accounts=[denied])
+        user = emulator.state.users(denied)[0].user_id
+        for method, path, body in [
+            ("GET", f"/accounts/{denied}", b""),
+            ("GET", f"/accounts/{denied}/users", b""),
+            ("POST", f"/accounts/{denied}/users?operation=suspend", {"UserIdList": [user]}),
+            ("POST", f"/console/accounts/{denied}/users/{user}?operation=logout", b""),
+        ]:
+            answer = await send(http, method, emulator.url + path, body)
+            assert_error(answer, 403, "ForbiddenException", "Forbidden")
+            assert "not authorized to perform" in answer.json["Message"]
+            assert f"on this account ({denied})" in answer.json["Message"]
+        assert emulator.state.users(denied)[0].registration_status != "Suspended"
+        assert (await send(http, "GET", f"{emulator.url}/accounts/{allowed}/users")).status == 200
+        listed = await send(http, "GET", emulator.url + "/accounts")
+        assert listed.status == 200 and len(listed.json["Accounts"]) == 2
+        # The signature is checked first: a wrong secret is told as such, on any account.
+        wrong = await send(http, "GET", f"{emulator.url}/accounts/{denied}", secret="nope")
+        assert "signature" in wrong.json["Message"]
+        stats = emulator.stats()
+        assert stats["requests"]["GetAccount"] == 2 and stats["requests"]["LogoutUser"] == 1
+        assert stats["effects"]["BatchSuspendUser"]["total"] == 0
+        async with http.post(
+            emulator.url + "/_emulator/config", json={"forbidden_accounts": []}
+        ) as response:
+            assert response.status == 200
+        assert (await send(http, "GET", f"{emulator.url}/accounts/{denied}")).status == 200
+    constructed = EmulatorConfig(accounts=1, users_per_account=1, forbidden_accounts=("x",))
+    async with running_emulator(constructed) as emulator:
+        assert emulator.config.forbidden_accounts == ("x",)
+
+
 # ---------------------------------------------------------------- hooks
 
 
@@ -261,16 +350,21 @@ async def test_config_hook_changes_faults_live(
 ) -> None:
     hook = emulator.url + "/_emulator/config"
     changes = {"rate": 5, "burst": 2, "error_rate": 0.5, "user_error_rate": 0.25, "latency_ms": 1}
+    lists: dict[str, list[str]] = {"session_tokens": [], "forbidden_accounts": []}
     async with http.post(hook, json=changes) as response:
         assert response.status == 200
-        assert await response.json() == changes
+        assert await response.json() == changes | lists
     assert (emulator.config.rate, emulator.config.burst) == (5.0, 2)
-    for bad in ({"rate": -1}, {"nope": 1}, {"error_rate": 2}, {"burst": 1.5}, {"rate": "x"}, [1]):
+    for bad in (
+        {"rate": -1}, {"nope": 1}, {"error_rate": 2}, {"burst": 1.5}, {"rate": "x"}, [1],
+        {"session_tokens": "tok"}, {"session_tokens": [1]}, {"forbidden_accounts": [""]},
+        {"forbidden_accounts": None},
+    ):  # fmt: skip
         async with http.post(hook, json=bad) as response:
             assert response.status == 400, bad
             assert (await response.json())["Code"] == "BadRequest"
     async with http.get(hook) as response:
-        assert await response.json() == changes  # nothing changed by the bad ones
+        assert await response.json() == changes | lists  # nothing changed by the bad ones
     emulator.configure(rate=0, error_rate=0)
     assert emulator.config.rate == 0
     with pytest.raises(ValueError, match="unknown setting"):
@@ -401,10 +495,14 @@ def test_bad_configurations_are_refused() -> None:
         EmulatorConfig(error_rate=1.5),
         EmulatorConfig(port=70000),
         EmulatorConfig(max_body_bytes=0),
+        EmulatorConfig(session_tokens="tok"),  # type: ignore[arg-type]
+        EmulatorConfig(forbidden_accounts=(1,)),  # type: ignore[arg-type]
     ):
         with pytest.raises(ValueError):
             create_app(bad)
-    assert "s3cr3t" not in repr(EmulatorConfig(secret_access_key="s3cr3t"))
+    shown = repr(EmulatorConfig(secret_access_key="s3cr3t", session_tokens=("tok-SECRET",)))
+    assert "s3cr3t" not in shown and "tok-SECRET" not in shown
+    assert EmulatorConfig(forbidden_accounts=["a"]).forbidden_accounts == ("a",)  # type: ignore[arg-type]
 
 
 async def test_latency_does_not_block_other_requests(http: aiohttp.ClientSession) -> None:

@@ -12,6 +12,26 @@ deterministically under a seed. ``GET /_emulator/stats`` and
     async with running_emulator(EmulatorConfig(users_per_account=1000)) as emulator:
         ...  # a chime client with endpoint_url=emulator.url, keys testing/testing
         assert emulator.stats()["effects"]["BatchSuspendUser"]["total"] == 50
+
+Credential and permission failures, for testing what a client does with them:
+
+* ``EmulatorConfig(session_tokens=("tok-1",))``: temporary credentials. A request
+  whose ``X-Amz-Security-Token`` is not in the list is answered 403
+  ``ForbiddenException`` "The security token included in the request is expired";
+  one without a token needs the access key pair, as always.
+* ``EmulatorConfig(forbidden_accounts=(account_id,))``: every request on those
+  accounts (``{accountId}`` in the URI) is answered 403 ``ForbiddenException``
+  "User is not authorized to perform: chime:<Operation> on this account (<id>)."
+  after a valid signature; other accounts and ``ListAccounts`` still work.
+
+Both are live settings too: ``emulator.configure(session_tokens=["tok-2"])`` or
+``POST /_emulator/config {"forbidden_accounts": ["..."]}`` (lists of strings) expire a
+token or revoke an account in the middle of a run.
+
+Malformed requests get the model's errors, never a 500: a body that is not a JSON
+object, too large (``max_body_bytes``), nested too deeply or compressed
+(``Content-Encoding``, which no SDK sends to Chime) is 400 ``BadRequest``, as is a path
+and query longer than 8 KiB; an unknown operation or route is 404 ``NotFound``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The aiohttp application: routing, the per-request pipeline, and the test hooks.
 
-Each API request goes route → count → auth → rate limit → fault → latency →
-validate → apply, so a throttled or faulted request changes nothing. The hooks under
-``/_emulator/`` are not signed, not rate-limited and not counted.
+Each API request goes route → count → auth → account permission → rate limit →
+fault → latency → validate → apply, so a throttled or faulted request changes
+nothing. The hooks under ``/_emulator/`` are not signed, not rate-limited and not
+counted. A request line longer than :data:`MAX_URI_BYTES` is refused before routing.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any, Final
 from aiohttp import web
 
 from ._auth import SignedRequest, verify_signature
-from ._config import EmulatorConfig, check_config
-from ._errors import ChimeError, bad_request, not_found
+from ._config import EmulatorConfig, SettingValue, check_config
+from ._errors import ChimeError, bad_request, forbidden, not_found
 from ._faults import FaultInjector
 from ._ids import IdSource
 from ._model import match_route
@@ -25,12 +26,14 @@ from ._state import EmulatorState
 from ._stats import Stats
 from ._validate import parse_body, parse_input
 
-__all__ = ["STATE_KEY", "Emulator", "create_app", "emulator_of"]
+__all__ = ["MAX_URI_BYTES", "STATE_KEY", "Emulator", "create_app", "emulator_of"]
 
 logger = logging.getLogger(__name__)
 
 STATS_PATH: Final = "/_emulator/stats"
 CONFIG_PATH: Final = "/_emulator/config"
+#: Longest path and query answered; the SDKs never come near it (a page token is ~60 bytes).
+MAX_URI_BYTES: Final = 8192
 
 
 class Emulator:
@@ -55,13 +58,20 @@ class Emulator:
     def __repr__(self) -> str:
         return f"<Emulator {self.state!r} {self.stats!r}>"
 
-    def configure(self, changes: dict[str, object]) -> dict[str, float | int]:
+    def configure(self, changes: dict[str, object]) -> dict[str, SettingValue]:
         """Change fault injection live; returns the new settings. ValueError if bad."""
         return self.faults.configure(changes)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Answer any request: a hook, an API operation or an unknown route."""
         path = request.raw_path.partition("?")[0]
+        if len(request.raw_path) > MAX_URI_BYTES:
+            return self._error(
+                bad_request(
+                    f"The request URI is {len(request.raw_path)} bytes long; "
+                    f"the limit is {MAX_URI_BYTES} bytes."
+                )
+            )
         if path == STATS_PATH and request.method == "GET":
             return web.json_response(self.stats.snapshot())
         if path == CONFIG_PATH and request.method in ("GET", "POST"):
@@ -76,7 +86,12 @@ class Emulator:
             signed = SignedRequest(
                 request.method, request.host, request.raw_path, request.headers, body
             )
-            verify_signature(signed, {self.config.access_key_id: self.config.secret_access_key})
+            verify_signature(
+                signed,
+                {self.config.access_key_id: self.config.secret_access_key},
+                session_tokens=self.config.session_tokens,
+            )
+            self._check_account_allowed(operation, match.labels)
             self.faults.admit()
             self.faults.inject_fault()
             await self.faults.delay()
@@ -92,16 +107,35 @@ class Emulator:
             return web.Response(status=status, headers=headers)
         return web.json_response(document, status=status, headers=headers)
 
+    def _check_account_allowed(self, operation: str, labels: dict[str, str]) -> None:
+        """403 for a request on a ``forbidden_accounts`` account (after a valid signature)."""
+        account_id = labels.get("accountId")
+        if account_id is not None and account_id in self.config.forbidden_accounts:
+            raise forbidden(
+                f"User is not authorized to perform: chime:{operation} on this account "
+                f"({account_id})."
+            )
+
     async def _read_body(self, request: web.Request) -> bytes:
         limit = self.config.max_body_bytes
         too_large = bad_request(f"The request body is larger than {limit} bytes.")
+        encoding = request.headers.get("Content-Encoding", "").strip().lower()
+        if encoding not in ("", "identity"):
+            # The SDKs never compress Chime requests; refusing keeps a bad or huge
+            # compressed body from ever being inflated.
+            raise bad_request(
+                f"Content-Encoding {encoding[:40]!r} is not supported: send the body as is."
+            )
         if request.content_length is not None and request.content_length > limit:
             raise too_large
         body = bytearray()
-        async for chunk in request.content.iter_any():
-            body += chunk
-            if len(body) > limit:
-                raise too_large
+        try:
+            async for chunk in request.content.iter_any():
+                body += chunk
+                if len(body) > limit:
+                    raise too_large
+        except web.RequestPayloadError as exc:
+            raise bad_request(f"The request body could not be read: {exc}") from None
         return bytes(body)
 
     async def _config_hook(self, request: web.Request) -> web.StreamResponse:

@@ -4,6 +4,9 @@ The signature is recomputed over the request exactly as it arrived: the method, 
 raw path and query (``request.raw_path``, not a decoded or re-encoded form, so that
 what botocore and the AWS CLI signed is what is checked), the headers the client
 listed in ``SignedHeaders`` and the body bytes.
+
+Temporary credentials are emulated by a list of live session tokens: a request whose
+``X-Amz-Security-Token`` is not one of them is refused as AWS refuses an expired one.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -21,10 +24,12 @@ from botocore.credentials import Credentials  # type: ignore[import-untyped, unu
 
 from ._errors import ChimeError, forbidden
 
-__all__ = ["SERVICE", "Headers", "SignedRequest", "verify_signature"]
+__all__ = ["EXPIRED_TOKEN_MESSAGE", "SERVICE", "Headers", "SignedRequest", "verify_signature"]
 
 #: The signing name of the service, the third part of the credential scope.
 SERVICE: Final = "chime"
+#: What AWS answers for a session token that is no longer valid.
+EXPIRED_TOKEN_MESSAGE: Final = "The security token included in the request is expired"
 
 _AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256\s+Credential=(?P<credential>[^,\s]+)\s*,\s*"
@@ -56,12 +61,20 @@ class SignedRequest:
     body: bytes
 
 
-def verify_signature(request: SignedRequest, secrets: Mapping[str, str]) -> str:
+def verify_signature(
+    request: SignedRequest,
+    secrets: Mapping[str, str],
+    *,
+    session_tokens: Collection[str] = (),
+) -> str:
     """Check the request's SigV4 signature; return the access key id that signed it.
 
     ``secrets`` maps known access key ids to their secret keys. Raises 403
     ``ForbiddenException`` for a missing, malformed or wrong signature and 401
-    ``UnauthorizedClientException`` for an access key id that is not known.
+    ``UnauthorizedClientException`` for an access key id that is not known. When
+    ``session_tokens`` is not empty, a request carrying an ``X-Amz-Security-Token``
+    that is not one of them is refused with 403 and :data:`EXPIRED_TOKEN_MESSAGE`;
+    a request without a token is checked as usual.
     """
     header = request.headers.get("Authorization")
     if not header:
@@ -75,6 +88,9 @@ def verify_signature(request: SignedRequest, secrets: Mapping[str, str]) -> str:
     access_key_id, day, region, service, _ = scope
     if service != SERVICE:
         raise forbidden(f"Credential should be scoped to the correct service: {SERVICE!r}.")
+    token = request.headers.get("X-Amz-Security-Token")
+    if token is not None and session_tokens and token not in session_tokens:
+        raise forbidden(EXPIRED_TOKEN_MESSAGE)
     secret = secrets.get(access_key_id)
     if secret is None:
         raise ChimeError(

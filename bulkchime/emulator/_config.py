@@ -5,18 +5,33 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeAlias
 
-__all__ = ["LIVE_SETTINGS", "EmulatorConfig", "check_config", "checked_changes"]
+__all__ = [
+    "LIST_SETTINGS",
+    "LIVE_SETTINGS",
+    "NUMBER_SETTINGS",
+    "EmulatorConfig",
+    "SettingValue",
+    "check_config",
+    "checked_changes",
+]
 
-#: The settings ``POST /_emulator/config`` and ``RunningEmulator.configure`` may change.
-LIVE_SETTINGS: Final[tuple[str, ...]] = (
+#: The numeric settings ``POST /_emulator/config`` and ``RunningEmulator.configure`` may change.
+NUMBER_SETTINGS: Final[tuple[str, ...]] = (
     "rate",
     "burst",
     "error_rate",
     "user_error_rate",
     "latency_ms",
 )
+#: The list-valued settings that may be changed live (lists of strings).
+LIST_SETTINGS: Final[tuple[str, ...]] = ("session_tokens", "forbidden_accounts")
+#: Every setting ``POST /_emulator/config`` and ``RunningEmulator.configure`` may change.
+LIVE_SETTINGS: Final[tuple[str, ...]] = NUMBER_SETTINGS + LIST_SETTINGS
+
+#: The value of one live setting.
+SettingValue: TypeAlias = float | int | tuple[str, ...]
 
 
 @dataclass
@@ -46,21 +61,45 @@ class EmulatorConfig:
     latency_ms: float = 0.0
     access_key_id: str = "testing"
     secret_access_key: str = "testing"
+    #: When non-empty, the only session tokens (``X-Amz-Security-Token``) accepted: a
+    #: request carrying any other token is answered 403 ``ForbiddenException`` "The
+    #: security token included in the request is expired", as AWS answers for an expired
+    #: STS session. Requests without a token need the access key pair, as always.
+    session_tokens: tuple[str, ...] = ()
+    #: Account ids whose requests (``{accountId}`` in the URI) are answered 403
+    #: ``ForbiddenException`` "... is not authorized to perform ... on this account"
+    #: after a valid signature: credentials that work, but not on these accounts.
+    forbidden_accounts: tuple[str, ...] = ()
     #: Larger request bodies are answered 400 BadRequest.
     max_body_bytes: int = 1_048_576
 
+    def __post_init__(self) -> None:
+        # Accept any sequence of strings (a list from JSON); keep tuples, which are hashable
+        # and cannot be changed behind the emulator's back.
+        for name in LIST_SETTINGS:
+            value = getattr(self, name)
+            if isinstance(value, list):
+                setattr(self, name, tuple(value))
+
     def __repr__(self) -> str:
-        # The secret never shows up in logs or tracebacks.
+        # Secrets never show up in logs or tracebacks.
         shown = ", ".join(
             f"{name}={getattr(self, name)!r}"
             for name in self.__dataclass_fields__
-            if name != "secret_access_key"
+            if name not in ("secret_access_key", "session_tokens")
         )
-        return f"EmulatorConfig({shown}, secret_access_key='***')"
+        tokens = f"<{len(self.session_tokens)} hidden>"
+        return f"EmulatorConfig({shown}, secret_access_key='***', session_tokens={tokens})"
 
 
 def _problem(name: str, value: object) -> str | None:
     """Why ``value`` is not acceptable for the live setting ``name``, or None."""
+    if name in LIST_SETTINGS:
+        if not isinstance(value, list | tuple):
+            return f"{name} must be a list of strings, not {type(value).__name__}"
+        if not all(isinstance(item, str) and item for item in value):
+            return f"{name} must hold non-empty strings only"
+        return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         return f"{name} must be a number, not {type(value).__name__}"
     if not math.isfinite(value) or value < 0:
@@ -72,25 +111,27 @@ def _problem(name: str, value: object) -> str | None:
     return None
 
 
-def checked_changes(changes: Mapping[str, object]) -> dict[str, float | int]:
+def checked_changes(changes: Mapping[str, object]) -> dict[str, SettingValue]:
     """The live setting changes, checked; raises ValueError naming every problem."""
     problems = [
         f"unknown setting {name!r} (settings: {', '.join(LIVE_SETTINGS)})"
         for name in changes
         if name not in LIVE_SETTINGS
     ]
-    numbers: dict[str, float | int] = {}
+    values: dict[str, SettingValue] = {}
     for name, value in changes.items():
         if name not in LIVE_SETTINGS:
             continue
         problem = _problem(name, value)
         if problem is not None:
             problems.append(problem)
+        elif isinstance(value, list | tuple):
+            values[name] = tuple(str(item) for item in value)
         elif isinstance(value, int | float):
-            numbers[name] = int(value) if name == "burst" else float(value)
+            values[name] = int(value) if name == "burst" else float(value)
     if problems:
         raise ValueError("; ".join(problems))
-    return numbers
+    return values
 
 
 def check_config(config: EmulatorConfig) -> None:

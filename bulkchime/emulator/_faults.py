@@ -12,7 +12,7 @@ import math
 import random
 from collections.abc import Callable, Mapping
 
-from ._config import LIVE_SETTINGS, EmulatorConfig, checked_changes
+from ._config import LIVE_SETTINGS, EmulatorConfig, SettingValue, checked_changes
 from ._errors import ChimeError
 from ._stats import Stats
 
@@ -60,11 +60,11 @@ class FaultInjector:
     def __repr__(self) -> str:
         return f"<FaultInjector {self.settings()}>"
 
-    def settings(self) -> dict[str, float | int]:
+    def settings(self) -> dict[str, SettingValue]:
         """The live settings, as ``POST /_emulator/config`` answers them."""
         return {name: getattr(self.config, name) for name in LIVE_SETTINGS}
 
-    def configure(self, changes: Mapping[str, object]) -> dict[str, float | int]:
+    def configure(self, changes: Mapping[str, object]) -> dict[str, SettingValue]:
         """Change live settings (all or none); raises ValueError for a bad one."""
         checked = checked_changes(changes)
         for name, value in checked.items():

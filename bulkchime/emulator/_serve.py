@@ -8,7 +8,7 @@ import queue
 import signal
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any, Final, TypeVar
 
@@ -23,6 +23,9 @@ __all__ = ["RunningEmulator", "emulator_in_thread", "run_emulator", "running_emu
 _T = TypeVar("_T")
 #: How long a stopping server waits for requests in flight.
 SHUTDOWN_TIMEOUT_S: Final = 5.0
+#: aiohttp's own limit on the request line: far above :data:`MAX_URI_BYTES`, so that an
+#: overlong URI gets the model's 400 BadRequest from the emulator, not aiohttp's plain text.
+REQUEST_LINE_LIMIT_BYTES: Final = 1_048_576
 
 
 class RunningEmulator:
@@ -49,11 +52,12 @@ class RunningEmulator:
         """The same JSON document as ``GET /_emulator/stats``."""
         return self._call(self._emulator.stats.snapshot)
 
-    def configure(self, **changes: float) -> None:
+    def configure(self, **changes: float | Sequence[str]) -> None:
         """Change fault injection live, as ``POST /_emulator/config`` does.
 
         Any of ``rate``, ``burst``, ``error_rate``, ``user_error_rate``,
-        ``latency_ms``; raises ValueError for an unknown setting or a bad value.
+        ``latency_ms`` (numbers) and ``session_tokens``, ``forbidden_accounts``
+        (lists of strings); raises ValueError for an unknown setting or a bad value.
         """
         self._call(lambda: self._emulator.configure(dict(changes)))
 
@@ -105,7 +109,12 @@ async def running_emulator(config: EmulatorConfig | None = None) -> AsyncIterato
     app = create_app(config or EmulatorConfig())
     emulator = emulator_of(app)
     runner = web.AppRunner(
-        app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        max_line_size=REQUEST_LINE_LIMIT_BYTES,
+        auto_decompress=False,  # compressed bodies are refused with the model's 400
     )
     await runner.setup()
     try:

@@ -30,6 +30,8 @@ def parse_body(body: bytes) -> dict[str, Any]:
         document = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise bad_request(f"The request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise bad_request("The request body is not valid JSON: it is nested too deeply") from None
     if not isinstance(document, dict):
         raise bad_request(f"The request body must be a JSON object, not {_json_type(document)}")
     return document
