@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import signal
 import tempfile
@@ -54,7 +53,7 @@ from .job import JobSpec
 from .plan import Batch, PlanLine, batches, halves
 from .progress import ProgressBar, ProgressSnapshot
 from .report import Summary, write_report
-from .schedule import RateLimiter, backoff_seconds, backoff_wait
+from .schedule import RateLimiter, backoff_seconds, backoff_wait, client_burst
 from .sources import SourceRow, file_fingerprint, read_source
 
 __all__ = ["Engine", "RunOptions", "RunResult", "default_report_path", "run_job"]
@@ -157,7 +156,9 @@ class Engine:
         rate = job.limits.rate
         self.limiter = RateLimiter(
             rate or DEFAULT_RATE,
-            job.limits.burst or (math.ceil(rate) if rate else DEFAULT_BURST),
+            # A quarter second, not the server's full second: a fresh bucket must not
+            # overrun a server bucket someone else has half spent (benchmarks.rate).
+            job.limits.burst or (client_burst(rate) if rate else DEFAULT_BURST),
             ceiling=rate,
         )
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint")
@@ -710,6 +711,10 @@ class Engine:
         producing = True
         all_done = asyncio.Event()
         background: set[asyncio.Task[None]] = set()
+        # Items whose backoff is over, waiting to ride in the producer's next full batches:
+        # a retry batch of the one or two users the service throttled inside a 200 would
+        # otherwise cost a whole request of the rate budget.
+        retry_pool: dict[str | None, list[WorkItem]] = {}
 
         def settle() -> None:
             nonlocal outstanding
@@ -729,6 +734,11 @@ class Engine:
                     if delay > 0:
                         await asyncio.sleep(delay)
                     if self.stopping:
+                        settle()
+                        return
+                    if producing and not batch.bisected and len(batch) < action.items_per_request:
+                        # The producer owns these items now (it flushes the pool before it ends).
+                        retry_pool.setdefault(batch.account_id, []).extend(batch.items)
                         settle()
                         return
                     await put(batch)
@@ -752,6 +762,7 @@ class Engine:
                         if not page:
                             break
                         after = page[-1].item_id
+                        page = retry_pool.pop(account_id, []) + page
                         for batch in batches(action, phase, account_id, page):
                             if self.stopping:
                                 break
@@ -759,6 +770,11 @@ class Engine:
                             await put(batch)
                     if self.stopping:
                         break
+                while retry_pool and not self.stopping:
+                    account_id, items = retry_pool.popitem()
+                    for batch in batches(action, phase, account_id, items):
+                        outstanding += 1
+                        await put(batch)
             finally:
                 producing = False
                 if outstanding == 0:
@@ -876,11 +892,21 @@ class Engine:
         except PermanentError as error:
             outcomes = [self._failed(i, error, sends) for i in items]
         except RetryableError as error:
-            if resend_allowed(error):  # out of attempts
-                outcomes = [
-                    self._failed(i, error, sends, f"gave up after {i.attempts + sends} attempts")
-                    for i in items
-                ]
+            if resend_allowed(error):  # out of attempts, for the most-sent item at least
+                for item in items:
+                    if item.attempts + sends < self.job.limits.max_attempts:
+                        # Batched with retried items sent more often: this one has sends left.
+                        outcomes.append(
+                            TaskOutcome(
+                                item.item_id, item.phase, State.PENDING, error.code,
+                                error.message, sends=sends,
+                            )
+                        )  # fmt: skip
+                        item.attempts += sends
+                        retry_items.append(item)
+                    else:
+                        note = f"gave up after {item.attempts + sends} attempts"
+                        outcomes.append(self._failed(item, error, sends, note))
             else:
                 outcomes = await self._verify_after_error(api, action, items, error, sends)
                 retry_items = [
