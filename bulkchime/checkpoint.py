@@ -581,14 +581,6 @@ class Checkpoint:
                 [(user_id, account_id, item_id) for item_id, user_id, account_id in pairs],
             )
 
-    def set_account_ids(self, pairs: Iterable[tuple[int, str]]) -> None:
-        """Record the account found for ``(item_id, account_id)`` pairs."""
-        with self._transaction():
-            self._db.executemany(
-                "UPDATE items SET account_id = ? WHERE id = ?",
-                [(account_id, item_id) for item_id, account_id in pairs],
-            )
-
     def skip_after_failed_phase(self, phase: int) -> int:
         """Skip tasks of *phase* whose item did not finish the previous phase as done."""
         if phase == 0:

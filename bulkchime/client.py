@@ -336,19 +336,15 @@ class ChimeApi:
                 return user
         return None
 
-    async def iter_users(self, account_id: str) -> AsyncIterator[dict[str, Any]]:
-        """Every user of *account_id*, page by page (200 a page)."""
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {"AccountId": account_id, "MaxResults": 200}
-            if token:
-                params["NextToken"] = token
-            response = await self.call("ListUsers", **params)
-            for user in records_with_id(response.get("Users"), "UserId"):
-                yield user
-            token = response.get("NextToken")
-            if not token:
-                return
+    async def users_page(
+        self, account_id: str, token: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page (200) of *account_id*'s users, and the token of the next page."""
+        params: dict[str, Any] = {"AccountId": account_id, "MaxResults": 200}
+        if token:
+            params["NextToken"] = token
+        response = await self.call("ListUsers", **params)
+        return records_with_id(response.get("Users"), "UserId"), response.get("NextToken")
 
     async def list_accounts(
         self, *, name: str | None = None, user_email: str | None = None

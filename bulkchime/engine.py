@@ -36,7 +36,7 @@ from tenacity import (
 
 from .actions import ActionSpec, Target, get_action
 from .checkpoint import Checkpoint, ItemRecord, State, TaskOutcome, WorkItem
-from .client import ChimeApi, ItemResult, RequestStats, open_client, public_user, records_with_id
+from .client import ChimeApi, ItemResult, RequestStats, open_client, public_user
 from .constants import DEFAULT_BURST, DEFAULT_RATE, LICENSES
 from .errors import (
     ApiError,
@@ -450,15 +450,12 @@ class Engine:
         log.info("ingested", items=total, account_id=account_id, query=self.job.input.query)
 
     async def _scan(self, api: ChimeApi, account_id: str) -> AsyncIterator[dict[str, Any]]:
+        """Every user of *account_id*, each page retried as a look-up."""
         token: str | None = None
         while True:
-            params: dict[str, Any] = {"AccountId": account_id, "MaxResults": 200}
-            if token:
-                params["NextToken"] = token
-            response = await self._lookup(api.call, "ListUsers", **params)
-            for user in records_with_id(response.get("Users"), "UserId"):
+            users, token = await self._lookup(api.users_page, account_id, token)
+            for user in users:
                 yield user
-            token = response.get("NextToken")
             if not token:
                 return
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .actions import ActionSpec
 from .checkpoint import WorkItem
@@ -35,8 +35,6 @@ class PlanLine:
     account_id: str | None
     items: int
     items_per_request: int
-    lookups: int = 0
-    not_found: list[str] = field(default_factory=list)
 
     @property
     def requests(self) -> int:
