@@ -18,6 +18,7 @@ import contextlib
 import os
 import signal
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
@@ -1100,7 +1101,7 @@ class Engine:
         return lines
 
 
-async def _run(job: JobSpec, options: RunOptions) -> RunResult:
+async def _run(job: JobSpec, options: RunOptions, interrupts: _Interrupts | None) -> RunResult:
     if options.dry_run:
         with tempfile.TemporaryDirectory(prefix="bulkchime-plan-") as temp_dir:
             checkpoint = Checkpoint(Path(temp_dir) / "plan.ckpt.sqlite")
@@ -1111,7 +1112,7 @@ async def _run(job: JobSpec, options: RunOptions) -> RunResult:
     created = not options.checkpoint.exists()
     checkpoint = Checkpoint(options.checkpoint)
     try:
-        return await _real_run(job, options, checkpoint)
+        return await _real_run(job, options, checkpoint, interrupts)
     except JobError:
         # Nothing was sent; a checkpoint this run created holds nothing worth keeping.
         checkpoint.discard_on_close = created
@@ -1134,25 +1135,12 @@ async def _dry_run(job: JobSpec, options: RunOptions, checkpoint: Checkpoint) ->
     )
 
 
-async def _real_run(job: JobSpec, options: RunOptions, checkpoint: Checkpoint) -> RunResult:
+async def _real_run(
+    job: JobSpec, options: RunOptions, checkpoint: Checkpoint, interrupts: _Interrupts | None
+) -> RunResult:
     engine = Engine(job, options, checkpoint)
-    loop = asyncio.get_running_loop()
-    interrupted = False
-
-    def on_signal() -> None:
-        nonlocal interrupted
-        if interrupted:
-            # Every commit is atomic, so the checkpoint is consistent at any instant;
-            # tasks left in flight are resolved (or verified) when the job resumes.
-            log.warning("interrupted.again", hint="exiting now; run the same command to resume")
-            os._exit(130)
-        interrupted = True
-        log.warning("interrupted", hint="finishing in-flight requests; send again to quit now")
-        engine.stop()
-
-    if options.handle_signals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal)
+    if interrupts is not None:
+        interrupts.attach(engine)
     message: str | None = None
     exit_code = 0
     try:
@@ -1162,18 +1150,76 @@ async def _real_run(job: JobSpec, options: RunOptions, checkpoint: Checkpoint) -
     except AuthError as error:
         exit_code, message = 3, f"authentication failed: {error}"
     finally:
-        if options.handle_signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
         engine.close()
+    if interrupts is not None and interrupts.count and exit_code == 0:
+        exit_code = 130
+    return _wrap_up(engine, options, checkpoint, exit_code, message)
+
+
+class _Interrupts:
+    """SIGINT and SIGTERM for the whole of a run: the first stops it, the second exits.
+
+    Installed with :func:`signal.signal` before the event loop starts and restored
+    after it has closed, so that no instant of a run (ingest, wrap-up, the loop's own
+    shutdown) leaves a signal to the default handler and a ``KeyboardInterrupt``.
+    """
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._engine: Engine | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Interrupts:
+        for sig in self._SIGNALS:
+            self._previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def attach(self, engine: Engine) -> None:
+        """Stop *engine* on the first signal (at once if it already came)."""
+        self._loop, self._engine = asyncio.get_running_loop(), engine
+        if self.count:
+            self._stop(engine)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.count > 1:
+            # Every commit is atomic and reports are written by rename, so the
+            # checkpoint is consistent at any instant; tasks left in flight are
+            # resolved (or verified) when the job resumes.
+            try:
+                log.warning("interrupted.again", hint="exiting now; run the same command to resume")
+            finally:
+                os._exit(130)
+        loop, engine = self._loop, self._engine
+        if loop is not None and engine is not None and not loop.is_closed():
+            # Signal handlers run between bytecodes: hand the work to the loop.
+            loop.call_soon_threadsafe(self._stop, engine)
+
+    @staticmethod
+    def _stop(engine: Engine) -> None:
+        log.warning("interrupted", hint="finishing in-flight requests; send again to quit now")
+        engine.stop()
+
+
+def _wrap_up(
+    engine: Engine, options: RunOptions, checkpoint: Checkpoint, exit_code: int, message: str | None
+) -> RunResult:
     if options.progress_bar is not None:
         options.progress_bar.stop()
-    if interrupted and exit_code == 0:
-        exit_code = 130
     elapsed = time.monotonic() - engine.started
     summary = Summary.from_checkpoint(checkpoint, engine.stats, elapsed, engine.finished_this_run)
     report_path = options.report or default_report_path(checkpoint.path)
     write_report(checkpoint, report_path)
+    if exit_code == 130 and not summary.unfinished:
+        exit_code = 0  # interrupted after the last item: nothing is left to resume
     if exit_code == 0:
         exit_code = 0 if summary.all_succeeded else 1
     for line in summary.lines():
@@ -1231,4 +1277,11 @@ def run_job(job: JobSpec, options: RunOptions) -> RunResult:
     Job-level problems raise :class:`~bulkchime.errors.JobError` before anything
     mutating is sent.
     """
-    return asyncio.run(_run(job, options))
+    if (
+        options.handle_signals
+        and not options.dry_run
+        and threading.current_thread() is threading.main_thread()
+    ):
+        with _Interrupts() as interrupts:
+            return asyncio.run(_run(job, options, interrupts))
+    return asyncio.run(_run(job, options, None))

@@ -132,6 +132,11 @@ class Summary:
         ) and not any(code == "PreviousPhaseFailed" for code in self.errors)
 
     @property
+    def unfinished(self) -> int:
+        """Items left pending or in flight (a resume has work to do)."""
+        return self.counts.get("pending", 0) + self.counts.get("in_flight", 0)
+
+    @property
     def items_per_second(self) -> float:
         """Items this run finished, per second of this run."""
         if self.elapsed_seconds <= 0:
