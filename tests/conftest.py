@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 from click.testing import CliRunner
@@ -56,7 +56,7 @@ class CliResult:
     stderr: str
 
 
-def run_cli(args: Sequence[str], *, input: bytes | None = None) -> CliResult:
+def run_cli(args: Sequence[str], *, input: bytes | BinaryIO | None = None) -> CliResult:
     """Run ``bulkchime ARGS`` in-process, as the console script would."""
     runner = CliRunner()
     result = runner.invoke(cli, list(args), input=input, catch_exceptions=False)

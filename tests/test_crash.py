@@ -8,6 +8,7 @@ repeats work.
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import signal
@@ -22,7 +23,7 @@ import pytest
 
 from bulkchime.emulator import RunningEmulator
 
-from .conftest import read_report, run_cli, write_csv
+from .conftest import mutations, read_report, run_cli, write_csv
 
 pytestmark = pytest.mark.slow
 
@@ -355,6 +356,52 @@ def test_a_second_signal_exits_at_once_and_the_run_still_resumes_cleanly(
     finished = _cli([*args, "--rate", "1000"])
     assert finished.returncode == 0, finished.stdout + finished.stderr[-2000:]
     assert emulator.stats()["effects"]["InviteUsers"] == {"total": 300, "distinct": 300}
+
+
+class _CtrlCWhileRead(io.BytesIO):
+    """Standard input that presses Ctrl-C (SIGINT to this process) on its first read."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.tell() == 0 and size != 0:  # click probes with read(0)
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().read(size)
+
+    def read1(self, size: int = -1) -> bytes:
+        return self.read(size)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def test_ctrl_c_while_the_input_is_read_sends_nothing_and_exits_130(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    account = emulator.state.account_ids()[0]
+    ids = [u.user_id for u in emulator.state.users(account)]
+    stdin = _CtrlCWhileRead(("user_id\n" + "".join(f"{i}\n" for i in ids)).encode())
+    args = [
+        "suspend",
+        "--account",
+        account,
+        "--input",
+        "-",
+        "--key",
+        "user_id",
+        "--endpoint-url",
+        emulator.url,
+        "--checkpoint",
+        str(tmp_path / "early.ckpt.sqlite"),
+    ]
+
+    stopped = run_cli(args, input=stdin)
+
+    assert stopped.exit_code == 130, stopped.stdout + stopped.stderr
+    assert "interrupted: run the same command again to resume" in stopped.stdout
+    assert f"{len(ids)} pending" in stopped.stdout
+    assert mutations(emulator.stats()) == 0
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handed back
 
 
 def test_changes_waiting_for_a_token_are_not_sent_after_sigint(
