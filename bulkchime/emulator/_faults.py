@@ -61,8 +61,15 @@ class FaultInjector:
         return f"<FaultInjector {self.settings()}>"
 
     def settings(self) -> dict[str, SettingValue]:
-        """The live settings, as ``POST /_emulator/config`` answers them."""
-        return {name: getattr(self.config, name) for name in LIVE_SETTINGS}
+        """The live settings, as ``POST /_emulator/config`` answers them.
+
+        Session tokens are credentials: each is shown as ``***``, never echoed.
+        """
+        settings: dict[str, SettingValue] = {
+            name: getattr(self.config, name) for name in LIVE_SETTINGS
+        }
+        settings["session_tokens"] = ("***",) * len(self.config.session_tokens)
+        return settings
 
     def configure(self, changes: Mapping[str, object]) -> dict[str, SettingValue]:
         """Change live settings (all or none); raises ValueError for a bad one."""
