@@ -79,13 +79,17 @@ def _team_account(emulator: RunningEmulator, tmp_path: Path) -> str:
     return emulator.state.find_accounts_by_name("Joiners Team")[0].account_id
 
 
-def test_invites_survive_kills_at_every_instant_and_are_sent_once(
-    emulator_factory: Any, tmp_path: Path
-) -> None:
-    emulator = emulator_factory(latency_ms=5.0)
+def _invites(
+    emulator: RunningEmulator, tmp_path: Path, name: str, count: int, *options: str
+) -> tuple[str, list[str], list[str]]:
+    """A new Team account, *count* new emails, and ``bulkchime invite`` of them into it.
+
+    Files are ``<name>.csv``, ``<name>.ckpt.sqlite`` and ``<name>.report.jsonl``.
+    Returns the account id, the emails and the command's arguments.
+    """
     account = _team_account(emulator, tmp_path)
-    emails = [f"joiner{i}@example.org" for i in range(1000)]
-    source = write_csv(tmp_path / "joiners.csv", "email", emails)
+    emails = [f"{name}{i}@example.org" for i in range(count)]
+    source = write_csv(tmp_path / f"{name}.csv", "email", emails)
     args = [
         "invite",
         "--account",
@@ -95,14 +99,21 @@ def test_invites_survive_kills_at_every_instant_and_are_sent_once(
         "--endpoint-url",
         emulator.url,
         "--checkpoint",
-        str(tmp_path / "inv.ckpt.sqlite"),
-        "--concurrency",
-        "4",
-        "--rate",
-        "200",
+        str(tmp_path / f"{name}.ckpt.sqlite"),
         "--log-format",
         "json",
+        *options,
     ]
+    return account, emails, args
+
+
+def test_invites_survive_kills_at_every_instant_and_are_sent_once(
+    emulator_factory: Any, tmp_path: Path
+) -> None:
+    emulator = emulator_factory(latency_ms=5.0)
+    account, emails, args = _invites(
+        emulator, tmp_path, "inv", 1000, "--concurrency", "4", "--rate", "200"
+    )
 
     for crash in (
         "after_intent=1",
@@ -170,25 +181,8 @@ def test_license_migration_survives_random_kills(emulator_factory: Any, tmp_path
 
 def test_sigterm_finishes_in_flight_work_and_resumes(emulator_factory: Any, tmp_path: Path) -> None:
     emulator = emulator_factory(latency_ms=40.0)
-    account = _team_account(emulator, tmp_path)
-    emails = [f"late{i}@example.org" for i in range(600)]
-    source = write_csv(tmp_path / "late.csv", "email", emails)
+    _, _, args = _invites(emulator, tmp_path, "term", 600, "--concurrency", "2")
     checkpoint = tmp_path / "term.ckpt.sqlite"
-    args = [
-        "invite",
-        "--account",
-        account,
-        "--input",
-        str(source),
-        "--endpoint-url",
-        emulator.url,
-        "--checkpoint",
-        str(checkpoint),
-        "--concurrency",
-        "2",
-        "--log-format",
-        "json",
-    ]
 
     process = _start([*args, "--rate", "2", "--burst", "1"])
     _wait_for(lambda: emulator.stats()["effects"]["InviteUsers"]["total"] >= 100)
@@ -317,24 +311,7 @@ def test_a_second_signal_exits_at_once_and_the_run_still_resumes_cleanly(
     emulator_factory: Any, tmp_path: Path
 ) -> None:
     emulator = emulator_factory(latency_ms=2000.0)
-    account = _team_account(emulator, tmp_path)
-    emails = [f"twice{i}@example.org" for i in range(300)]
-    source = write_csv(tmp_path / "twice.csv", "email", emails)
-    args = [
-        "invite",
-        "--account",
-        account,
-        "--input",
-        str(source),
-        "--endpoint-url",
-        emulator.url,
-        "--checkpoint",
-        str(tmp_path / "twice.ckpt.sqlite"),
-        "--concurrency",
-        "2",
-        "--log-format",
-        "json",
-    ]
+    _, _, args = _invites(emulator, tmp_path, "twice", 300, "--concurrency", "2")
 
     def in_flight() -> int:
         stats = emulator.stats()
