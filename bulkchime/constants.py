@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 __all__ = [
+    "COMMAND_LINE",
+    "EXIT_ABORTED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_USAGE",
     "DEFAULT_BURST",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_RATE",
     "DEFAULT_REGION",
-    "EMAIL_PATTERN",
     "LICENSES",
-    "PERMANENT_USER_ERROR_CODES",
     "RETRYABLE_USER_ERROR_CODES",
     "SERVICE_NAME",
 ]
+
+#: Exit codes (DESIGN.md): every item succeeded; some failed or were rejected; usage, job
+#: or input error (nothing sent); aborted (auth failure, failure threshold); interrupted.
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+#: How a job built from command-line options is named in messages.
+COMMAND_LINE = "<command line>"
 
 #: botocore's name for the Chime service model.
 SERVICE_NAME = "chime"
@@ -22,9 +33,6 @@ DEFAULT_REGION = "us-east-1"
 
 #: Licenses accepted by the API (the model's ``License`` enum).
 LICENSES: tuple[str, ...] = ("Basic", "Plus", "Pro", "ProTrial")
-
-#: The model's ``EmailAddress`` pattern; searched, as the service does.
-EMAIL_PATTERN = r".+@.+\..+"
 
 #: Requests per second when neither the job nor the command line gives a rate.
 DEFAULT_RATE = 10.0
@@ -38,16 +46,4 @@ DEFAULT_MAX_ATTEMPTS = 8
 #: Per-user error codes (inside a 200 batch response) worth sending again.
 RETRYABLE_USER_ERROR_CODES = frozenset(
     {"Throttled", "Throttling", "ServiceUnavailable", "ServiceFailure"}
-)
-#: Per-user error codes that will not change by retrying.
-PERMANENT_USER_ERROR_CODES = frozenset(
-    {
-        "NotFound",
-        "BadRequest",
-        "Forbidden",
-        "Conflict",
-        "Unprocessable",
-        "PreconditionFailed",
-        "Unauthorized",
-    }
 )
