@@ -41,14 +41,16 @@ class CheckpointStore(Protocol):
         ...
 
     async def holder(self) -> int | None:
-        """The pid of a live run holding the checkpoint (``-1`` if unknown), or ``None``."""
+        """The pid of a live run holding the checkpoint (this process's when this store
+        holds it; ``-1`` if unknown), or ``None``."""
         ...
 
     async def check_job(self, identity: Mapping[str, Any], *, force: bool = False) -> bool:
         """Compare *identity* with the stored job, store it if new; return whether to ingest.
 
         The input must be (re)read when the checkpoint is new, when a run died while
-        reading it, or when *force* accepts a changed input. Raises
+        reading it (a forced re-read of a changed input included), or when *force*
+        accepts a changed input (``input``, ``input_sha256`` or ``query``). Raises
         :class:`~bulkchime.errors.CheckpointMismatch` naming every differing field when
         the checkpoint was made for another job, unless *force*.
         """
@@ -143,7 +145,8 @@ class CheckpointStore(Protocol):
         ...
 
     async def set_user_ids(self, found: Iterable[tuple[int, str, str | None]]) -> None:
-        """Record resolved ``(item_id, user_id, account_id or None)`` triples."""
+        """Record resolved ``(item_id, user_id, account_id or None)`` triples; ``None``
+        keeps the item's account."""
         ...
 
     async def add_directory(self, account_id: str, pairs: Sequence[tuple[str, str]]) -> None:
@@ -193,4 +196,3 @@ class CheckpointStore(Protocol):
     def report_records(self) -> AsyncIterator[ReportRecord]:
         """Every task, in input order then phase order, streamed in pages."""
         ...
-
