@@ -12,7 +12,6 @@ trimmed and lower-cased), and the checkpoint dedupes on it.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import hashlib
 import io
@@ -25,6 +24,8 @@ from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
+from bulkchime._text import show
+from bulkchime._utf8 import Utf8Checked
 from bulkchime.errors import InputError
 
 __all__ = ["KEYS", "SourceRow", "file_fingerprint", "read_source"]
@@ -38,8 +39,6 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _WHITESPACE = re.compile(r"\s")
 #: The model's ``AccountName`` length limits.
 _NAME_MAX = 100
-#: Bytes read from the input at a time.
-_CHUNK = 64 * 1024
 #: Header names shown in a "no such column" message before it is cut short.
 _HEADER_SHOWN = 20
 _STDIN_NAME = "<stdin>"
@@ -125,67 +124,6 @@ def _cannot_read(exc: OSError) -> str:
     return f"cannot read: {reason}. HINT: check the path and its permissions"
 
 
-class _Utf8Checked(io.BufferedIOBase):
-    """A byte stream that checks UTF-8 as it passes, so a bad byte is known by its line.
-
-    ``TextIOWrapper`` decodes in chunks, so its own ``UnicodeDecodeError`` cannot tell
-    which line held the bad byte; this wrapper counts newlines in the bytes it has
-    passed on and raises :class:`InputError` with the line.
-    """
-
-    def __init__(self, raw: BinaryIO, *, owned: bool, name: str) -> None:
-        super().__init__()
-        self._raw = raw
-        self._owned = owned
-        self._name = name
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
-        self._newlines = 0
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is not None and size >= 0:
-            return self._check(self._raw.read(size))
-        chunks = []
-        while chunk := self._check(self._raw.read(_CHUNK)):
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    def read1(self, size: int = -1) -> bytes:
-        read1 = getattr(self._raw, "read1", None)
-        n = _CHUNK if size < 0 else size
-        data: bytes = read1(n) if read1 is not None else self._raw.read(n)
-        return self._check(data)
-
-    def _check(self, data: bytes) -> bytes:
-        try:
-            self._decoder.decode(data, final=not data)
-        except UnicodeDecodeError as exc:
-            # The decoder's object is its few pending bytes (never a newline) plus data.
-            before = exc.object[: exc.start]
-            line = self._newlines + before.count(b"\n") + 1
-            bad = exc.object[exc.start : exc.start + 1].hex()
-            raise InputError(
-                self._name,
-                f"is not UTF-8 text (byte 0x{bad or '??'} cannot be decoded). "
-                "HINT: save the file as UTF-8 (in Excel: 'CSV UTF-8'), "
-                "or convert it with: iconv -f LATIN1 -t UTF-8",
-                line=line,
-            ) from None
-        self._newlines += data.count(b"\n")
-        return data
-
-    def close(self) -> None:
-        if not self.closed and self._owned:
-            self._raw.close()
-        super().close()
-
-
 def _read(
     path: str | os.PathLike[str], key: str, stdin: BinaryIO | None, name: str
 ) -> Generator[SourceRow, None, None]:
@@ -199,7 +137,7 @@ def _read(
         except OSError as exc:
             raise InputError(name, _cannot_read(exc)) from exc
     text = io.TextIOWrapper(
-        _Utf8Checked(raw, owned=owned, name=name), encoding="utf-8-sig", newline=""
+        Utf8Checked(raw, owned=owned, name=name), encoding="utf-8-sig", newline=""
     )
     try:
         first, blanks, lines = _peek(text)
@@ -445,7 +383,7 @@ def _row(
 ) -> SourceRow:
     normalized, problem = _check_key(key, raw_key)
     if problem is None and account and _WHITESPACE.search(account):
-        problem = f"malformed account_id {_show(account)}: an ID has no spaces"
+        problem = f"malformed account_id {show(account)}: an ID has no spaces"
     return SourceRow(
         line=line,
         key=normalized,
@@ -464,7 +402,7 @@ def _check_key(key: str, raw: str) -> tuple[str, str | None]:
             return normalized, "empty email"
         if not _EMAIL.fullmatch(raw):
             return normalized, (
-                f"malformed email {_show(raw)}: expected an address like name@example.com"
+                f"malformed email {show(raw)}: expected an address like name@example.com"
             )
         return normalized, None
     if not raw:
@@ -476,10 +414,5 @@ def _check_key(key: str, raw: str) -> tuple[str, str | None]:
             )
         return raw, None
     if _WHITESPACE.search(raw):
-        return raw, f"malformed {key} {_show(raw)}: an ID has no spaces"
+        return raw, f"malformed {key} {show(raw)}: an ID has no spaces"
     return raw, None
-
-
-def _show(value: str, limit: int = 60) -> str:
-    """A value quoted for a message, cut short when long."""
-    return repr(value if len(value) <= limit else value[: limit - 3] + "...")
