@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ENGINE_CODE_VARIABLE",
     "RESULTS",
     "FIGURES",
     "EmulatorProcess",
@@ -53,6 +54,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 FIGURES = ROOT / "benchmarks" / "figures"
 
 _BULKCHIME = "from bulkchime.cli import main; main()"
+
+#: A checkout whose ``bulkchime`` the engine runs instead of this one (benchmarks.compare).
+ENGINE_CODE_VARIABLE = "BULKCHIME_BENCH_ENGINE_CODE"
 
 #: Run first in the engine's process: at exit, write its VmHWM (peak RSS, kB) where
 #: BULKCHIME_BENCH_HWM says. ``ru_maxrss`` from ``wait4`` cannot be used: Linux carries
@@ -389,6 +393,9 @@ def run_engine(
     hwm_path = workdir / "engine.vmhwm"
     hwm_path.unlink(missing_ok=True)
     env = {**bench_env(), "BULKCHIME_BENCH_HWM": str(hwm_path)}
+    other = os.environ.get(ENGINE_CODE_VARIABLE)
+    if other:  # benchmarks.compare: run another version's engine against the same emulator
+        env["PYTHONPATH"] = other + os.pathsep + env["PYTHONPATH"]
     command = engine_command(
         [*args, "--log-format", "json", "--summary-json", str(summary_path)],
         profile_to=profile_to,

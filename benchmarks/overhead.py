@@ -194,7 +194,7 @@ def cumulative_of(profile: Path, needles: dict[str, str]) -> dict[str, float]:
 
 #: Where a request's time goes, as cumulative time of the functions that do it.
 _STAGES = {
-    "engine: _send_batch (all of a batch)": "bulkchime/engine.py:_send_batch",
+    "engine: send_batch (all of a batch)": "bulkchime/engine/attempt.py:send_batch",
     "aiobotocore: _make_api_call (one request)": "aiobotocore/client.py:_make_api_call",
     "botocore: validate parameters": "botocore/validate.py:validate",
     "botocore: serialize request": "botocore/serialize.py:serialize_to_request",
@@ -204,7 +204,7 @@ _STAGES = {
     "aiobotocore: parse response": "aiobotocore/parsers.py:parse",
     "structlog: log events": "structlog/_native.py:meth",
     "bulkchime: write the report": "bulkchime/report.py:write_report",
-    "bulkchime: ingest (read + parse rows)": "bulkchime/engine.py:_records",
+    "bulkchime: ingest (read + parse rows)": "bulkchime/engine/ingest.py:_records",
 }
 
 

@@ -1,11 +1,13 @@
 """bulkchime: bulk operations on Amazon Chime users, batched, rate-limited and resumable.
 
-The data flow, one module each: :mod:`~bulkchime.sources` (input rows) →
-:mod:`~bulkchime.job` (the job) → :mod:`~bulkchime.checkpoint` (the queue and its
-memory) → :mod:`~bulkchime.plan` (batches) → :mod:`~bulkchime.schedule` (rate and
-backoff) → :mod:`~bulkchime.client` (the API calls, error mapping) →
-:mod:`~bulkchime.report`; :mod:`~bulkchime.engine` runs them, :mod:`~bulkchime.cli`
-is the command, :mod:`bulkchime.emulator` the local API.
+The data flow, one module or package each: :mod:`~bulkchime.sources` (input rows) →
+:mod:`~bulkchime.job` (the job) → :mod:`~bulkchime.engine` (ingest, resolve, dispatch,
+attempt: one module per stage) → :mod:`~bulkchime.client` (the transport, error
+mapping) → :mod:`~bulkchime.report`. Two interfaces are where a backend plugs in:
+:class:`~bulkchime.store.CheckpointStore` (the checkpoint; SQLite by default) and
+:class:`~bulkchime.budget.RateBudget` (the rate limit; in-process by default). What an
+action means lives in :mod:`~bulkchime.actions`; :mod:`~bulkchime.cli` is the command,
+:mod:`bulkchime.emulator` the local API.
 
 Names are imported lazily, so that ``bulkchime --help`` does not load the AWS SDK.
 """
@@ -24,8 +26,8 @@ _EXPORTS = {
     "AuthError": "errors",
     "BadBatchError": "errors",
     "BulkchimeError": "errors",
-    "ChimeApi": "client",
-    "Checkpoint": "checkpoint",
+    "Client": "client",
+    "CheckpointStore": "store",
     "CheckpointInUse": "errors",
     "CheckpointMismatch": "errors",
     "InputError": "errors",
@@ -35,16 +37,20 @@ _EXPORTS = {
     "JobSpec": "job",
     "Limits": "job",
     "PermanentError": "errors",
-    "RateLimiter": "schedule",
+    "LocalBudget": "budget",
+    "RateBudget": "budget",
     "RetryableError": "errors",
     "RunOptions": "engine",
     "RunResult": "engine",
     "SourceRow": "sources",
-    "State": "checkpoint",
+    "SQLiteStore": "store",
+    "State": "store",
+    "Ticket": "budget",
     "Summary": "report",
     "classify": "client",
     "job_from_dict": "job",
     "load_job": "job",
+    "open_store": "store",
     "open_client": "client",
     "read_source": "sources",
     "run_job": "engine",
@@ -57,37 +63,41 @@ __all__ = [
     "AuthError",
     "BadBatchError",
     "BulkchimeError",
-    "Checkpoint",
     "CheckpointInUse",
     "CheckpointMismatch",
-    "ChimeApi",
+    "CheckpointStore",
+    "Client",
     "InputError",
     "InputSpec",
     "JobAborted",
     "JobError",
     "JobSpec",
     "Limits",
+    "LocalBudget",
     "PermanentError",
-    "RateLimiter",
+    "RateBudget",
     "RetryableError",
     "RunOptions",
     "RunResult",
+    "SQLiteStore",
     "SourceRow",
     "State",
     "Summary",
+    "Ticket",
     "__version__",
     "classify",
     "job_from_dict",
     "load_job",
     "open_client",
+    "open_store",
     "read_source",
     "run_job",
 ]
 
 if TYPE_CHECKING:
     from .actions import ACTIONS, ActionSpec
-    from .checkpoint import Checkpoint, State
-    from .client import ChimeApi, classify, open_client
+    from .budget import LocalBudget, RateBudget, Ticket
+    from .client import Client, classify, open_client
     from .engine import RunOptions, RunResult, run_job
     from .errors import (
         ApiError,
@@ -104,8 +114,8 @@ if TYPE_CHECKING:
     )
     from .job import InputSpec, JobSpec, Limits, job_from_dict, load_job
     from .report import Summary
-    from .schedule import RateLimiter
     from .sources import SourceRow, read_source
+    from .store import CheckpointStore, SQLiteStore, State, open_store
 
 
 def __getattr__(name: str) -> Any:

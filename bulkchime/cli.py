@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sys
 from collections.abc import Callable
@@ -11,18 +12,15 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
-from .actions import ACTIONS, Target
-from .checkpoint import Checkpoint
+from .actions import ACTIONS, ActionSpec, Target
+from .constants import EXIT_ABORTED, EXIT_USAGE
 from .errors import AuthError, BulkchimeError, JobAborted, JobError
 from .job import JobSpec, job_from_dict, load_job
 from .logs import LogFormat, configure_logging
-from .report import write_report, write_report_to
 
 __all__ = ["main"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def _run_options(fn: _F) -> _F:
@@ -175,38 +173,11 @@ def run(job_file: Path, **options: Any) -> None:
 
 
 def _action_command(name: str) -> click.Command:
+    """The command that runs the action *name* on the items its options name."""
     spec = ACTIONS[name]
 
     def command(**options: Any) -> None:
-        document: dict[str, Any] = {"action": name}
-        account = options.pop("account", None)
-        account_name = options.pop("account_name", None)
-        if account:
-            document["account_id"] = account
-        if account_name:
-            document["account_name"] = account_name
-        input_section: dict[str, Any] = {}
-        if options.get("input"):
-            input_section["path"] = options.pop("input")
-        else:
-            options.pop("input", None)
-        key = options.pop("key", None)
-        if key:
-            input_section["key"] = key
-        where = options.pop("where", ())
-        if where:
-            input_section["query"] = dict(where)
-        if input_section:
-            document["input"] = input_section
-        params = {
-            param: options.pop(param)
-            for param in (*spec.required_params, *spec.optional_params)
-            if options.get(param) is not None
-        }
-        for param in (*spec.required_params, *spec.optional_params):
-            options.pop(param, None)
-        if params:
-            document["params"] = params
+        document = _job_document(spec, options)
         configure_logging(options["log_format"])
         try:
             job = job_from_dict(document)
@@ -215,6 +186,55 @@ def _action_command(name: str) -> click.Command:
             sys.exit(EXIT_USAGE)
         _execute(job, Path(f"{job.name}.ckpt.sqlite"), **options)
 
+    doc = (
+        f"{name}: {spec.operation}, up to {spec.items_per_request} items per request"
+        f"{'' if spec.idempotent else ' (not idempotent: verified before any resend)'}."
+    )
+    cmd = click.Command(
+        name, callback=command, params=_action_params(spec), help=doc, short_help=doc
+    )
+    return _run_options(cmd)
+
+
+def _job_document(spec: ActionSpec, options: dict[str, Any]) -> dict[str, Any]:
+    """The job, shaped like a job file, that an action command's *options* describe.
+
+    Pops the options it uses, so that *options* is left with the run options.
+    """
+    document: dict[str, Any] = {"action": spec.name}
+    account = options.pop("account", None)
+    account_name = options.pop("account_name", None)
+    if account:
+        document["account_id"] = account
+    if account_name:
+        document["account_name"] = account_name
+    input_section: dict[str, Any] = {}
+    if options.get("input"):
+        input_section["path"] = options.pop("input")
+    else:
+        options.pop("input", None)
+    key = options.pop("key", None)
+    if key:
+        input_section["key"] = key
+    where = options.pop("where", ())
+    if where:
+        input_section["query"] = dict(where)
+    if input_section:
+        document["input"] = input_section
+    params = {
+        param: options.pop(param)
+        for param in (*spec.required_params, *spec.optional_params)
+        if options.get(param) is not None
+    }
+    for param in (*spec.required_params, *spec.optional_params):
+        options.pop(param, None)
+    if params:
+        document["params"] = params
+    return document
+
+
+def _action_params(spec: ActionSpec) -> list[click.Parameter]:
+    """The options of *spec*'s command besides the run options: account, input, params."""
     params: list[click.Parameter] = []
     if spec.keys != ("name",):  # create-account's items are new names, not an account
         params += [
@@ -255,27 +275,11 @@ def _action_command(name: str) -> click.Command:
             params.append(
                 click.Option([f"--{param.replace('_', '-')}"], help=f"The {param} to set.")
             )
-    doc = (
-        f"{name}: {spec.operation}, up to {spec.items_per_request} items per request"
-        f"{'' if spec.idempotent else ' (not idempotent: verified before any resend)'}."
-    )
-    cmd = click.Command(name, callback=command, params=params, help=doc, short_help=doc)
-    return _run_options(cmd)
+    return params
 
 
 for _name in ACTIONS:
     cli.add_command(_action_command(_name))
-
-
-def _require_checkpoint_file(path: Path) -> None:
-    """Exit 2 unless *path* is an SQLite file (status and report must not write elsewhere)."""
-    with path.open("rb") as f:
-        if f.read(16) != b"SQLite format 3\x00":
-            click.echo(
-                f"error: {path} is not a checkpoint. HINT: give the .ckpt.sqlite file a run wrote",
-                err=True,
-            )
-            sys.exit(EXIT_USAGE)
 
 
 @cli.command("status")
@@ -284,9 +288,8 @@ def status_command(checkpoint: Path) -> None:
     """Show a checkpoint's progress: counts by outcome, errors, speed, ETA, lock holder."""
     from .status import status_text
 
-    _require_checkpoint_file(checkpoint)
     try:
-        click.echo(status_text(checkpoint))
+        click.echo(asyncio.run(status_text(checkpoint)))
     except BulkchimeError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_USAGE)
@@ -308,15 +311,25 @@ def status_command(checkpoint: Path) -> None:
 )
 def report_command(checkpoint: Path, report_format: str | None, output: Path | None) -> None:
     """Write the per-item report of CHECKPOINT (also while a run is going)."""
-    _require_checkpoint_file(checkpoint)
-    store = Checkpoint(checkpoint, lock=False)
+    try:
+        asyncio.run(_report(checkpoint, report_format, output))
+    except BulkchimeError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+async def _report(checkpoint: Path, report_format: str | None, output: Path | None) -> None:
+    from .report import write_report, write_report_to
+    from .store import open_store
+
+    store = await open_store(checkpoint, lock=False)
     try:
         if output is not None:
-            write_report(store, output, report_format)
+            await write_report(store, output, report_format)
         else:
-            write_report_to(store, sys.stdout, report_format or "jsonl")
+            await write_report_to(store, sys.stdout, report_format or "jsonl")
     finally:
-        store.close()
+        await store.close()
 
 
 @cli.command()

@@ -1,15 +1,20 @@
-"""Batching: items of one account and action, cut to the API's per-request limits."""
+"""The plan: items of one account and action cut into batches of the API's per-request limits,
+and the dry run's account of what a run would send."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from .actions import ActionSpec
-from .checkpoint import WorkItem
+from .store import WorkItem
 
-__all__ = ["Batch", "PlanLine", "batches", "requests_for"]
+__all__ = ["Batch", "PlanLine", "batches", "halves", "plan_text", "requests_for"]
+
+#: Rows that will not be sent listed in a plan before "… and N more".
+_LISTED_ROWS = 50
 
 
 @dataclass(slots=True)
@@ -69,3 +74,41 @@ def halves(batch: Batch) -> Sequence[Batch]:
         Batch(batch.action, batch.phase, batch.account_id, batch.items[:middle], bisected=True),
         Batch(batch.action, batch.phase, batch.account_id, batch.items[middle:], bisected=True),
     ]
+
+
+def plan_text(
+    lines: Sequence[PlanLine],
+    rejected: Sequence[tuple[int | None, str, str]],
+    lookups: Mapping[str, int],
+    rate: float,
+) -> str:
+    """The dry run's plan: requests per action and account, rows not sent, duration.
+
+    *lookups* counts the read-only requests made while planning, per operation; *rate*
+    is the configured rate (not the one look-ups adapted to).
+    """
+    items = sum(line.items for line in lines)
+    requests = sum(line.requests for line in lines)
+    out = [f"plan: {items} items in {requests} batches ({requests} requests)"]
+    by_operation = ", ".join(f"{op} {n}" for op, n in sorted(lookups.items())) or "none"
+    out.append(
+        f"look-ups: {sum(lookups.values())} read-only requests made while planning "
+        f"({by_operation})"
+    )
+    for line in lines:
+        out.append(
+            f"  {line.action} account {line.account_id or '-'}: {line.items} items, "
+            f"{line.requests} requests of up to {line.items_per_request}"
+        )
+    if rejected:
+        counts = Counter(status for _, status, _ in rejected)
+        out.append(
+            f"not sent: {len(rejected)} rows ({', '.join(f'{k} {v}' for k, v in counts.items())})"
+        )
+        for line_no, status, reason in rejected[:_LISTED_ROWS]:
+            out.append(f"  line {line_no if line_no is not None else '-'}: {status}: {reason}")
+        if len(rejected) > _LISTED_ROWS:
+            more = len(rejected) - _LISTED_ROWS
+            out.append(f"  … and {more} more (see the report after a real run)")
+    out.append(f"estimated duration: {requests / rate:.1f} s at {rate:g} requests/s")
+    return "\n".join(out)

@@ -1,4 +1,4 @@
-"""The per-item report (JSONL or CSV) and the run summary, both read from the checkpoint."""
+"""The per-item report (JSONL or CSV) and the run summary, both read from the store."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from .checkpoint import Checkpoint
+from .store import STATUS_ORDER, CheckpointStore
 
 if TYPE_CHECKING:
     from .client import RequestStats
@@ -46,27 +46,29 @@ def _open_private(path: Path) -> IO[str]:
     return os.fdopen(fd, "w", encoding="utf-8", newline="")
 
 
-def write_report(checkpoint: Checkpoint, path: Path, report_format: str | None = None) -> Path:
-    """Write every task of *checkpoint* to *path*: CSV for ``.csv``, else JSONL.
+async def write_report(
+    store: CheckpointStore, path: Path, report_format: str | None = None
+) -> Path:
+    """Write every task of *store* to *path*: CSV for ``.csv``, else JSONL.
 
     The report appears whole or not at all (written beside, then renamed), so a run
     killed while writing it never leaves a truncated report that looks complete.
     """
     partial = path.with_name(path.name + ".partial")
     with _open_private(partial) as out:
-        write_report_to(
-            checkpoint, out, report_format or ("csv" if path.suffix == ".csv" else "jsonl")
+        await write_report_to(
+            store, out, report_format or ("csv" if path.suffix == ".csv" else "jsonl")
         )
     os.replace(partial, path)
     return path
 
 
-def write_report_to(checkpoint: Checkpoint, out: IO[str], report_format: str) -> None:
-    """Stream the report of *checkpoint* into *out* as ``jsonl`` or ``csv``."""
+async def write_report_to(store: CheckpointStore, out: IO[str], report_format: str) -> None:
+    """Stream the report of *store* into *out* as ``jsonl`` or ``csv``."""
     if report_format == "csv":
         writer = csv.writer(out)
         writer.writerow(REPORT_FIELDS + tuple(_csv_name(c) for c in _RESULT_COLUMNS))
-        for record in checkpoint.report_records():
+        async for record in store.report_records():
             row = record.as_dict()
             result = record.result or {}
             writer.writerow(
@@ -74,7 +76,7 @@ def write_report_to(checkpoint: Checkpoint, out: IO[str], report_format: str) ->
                 + [result.get(column, "") for column in _RESULT_COLUMNS]
             )
     elif report_format == "jsonl":
-        for record in checkpoint.report_records():
+        async for record in store.report_records():
             out.write(json.dumps(record.as_dict(), separators=(",", ":")) + "\n")
     else:
         raise ValueError(f"unknown report format {report_format!r}; use jsonl or csv")
@@ -100,22 +102,23 @@ class Summary:
     phases: int = 1
 
     @classmethod
-    def from_checkpoint(
+    async def from_store(
         cls,
-        checkpoint: Checkpoint,
+        store: CheckpointStore,
         stats: RequestStats,
         elapsed_seconds: float,
         finished_this_run: int = 0,
     ) -> Summary:
-        """The summary of *checkpoint* now, with this run's request figures."""
+        """The summary of *store* now, with this run's request figures."""
+        meta = await store.job_meta() or {}
         return cls(
-            counts=checkpoint.counts(),
-            errors=checkpoint.error_counts(),
+            counts=await store.counts(),
+            errors=await store.error_counts(),
             requests=dict(stats.requests),
             throttled=stats.throttled,
             elapsed_seconds=elapsed_seconds,
             finished_this_run=finished_this_run,
-            phases=len((checkpoint.job_meta() or {}).get("actions") or [None]),
+            phases=len(meta.get("actions") or [None]),
         )
 
     @property
@@ -145,9 +148,10 @@ class Summary:
 
     def lines(self) -> list[str]:
         """The summary as printed at the end of a run."""
-        order = ("succeeded", "failed", "rejected", "skipped", "pending", "in_flight")
         counts = ", ".join(
-            f"{self.counts.get(s, 0)} {s}" for s in order if self.counts.get(s) or s in order[:4]
+            f"{self.counts.get(s, 0)} {s}"
+            for s in STATUS_ORDER
+            if self.counts.get(s) or s in STATUS_ORDER[:4]
         )
         if self.phases > 1:
             rows = self.total // self.phases

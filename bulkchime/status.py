@@ -5,26 +5,23 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .checkpoint import Checkpoint
+from .store import STATUS_ORDER, open_store
 
 __all__ = ["status_text"]
 
-_ORDER = ("succeeded", "failed", "rejected", "skipped", "pending", "in_flight")
-
-
-def status_text(path: Path) -> str:
+async def status_text(path: Path) -> str:
     """Counts by outcome, attempts, last errors, speed, ETA and the lock holder of *path*."""
-    holder = Checkpoint.lock_holder(path)
-    store = Checkpoint(path, lock=False)
+    store = await open_store(path, lock=False)
     try:
-        meta = store.job_meta() or {}
-        counts = store.counts()
-        info = store.info()
-        errors = store.error_counts()
-        last = store.last_errors()
-        attempts = store.total_attempts()
+        holder = await store.holder()
+        meta = await store.job_meta() or {}
+        counts = await store.counts()
+        info = await store.info()
+        errors = await store.error_counts()
+        last = await store.last_errors()
+        attempts = await store.total_attempts()
     finally:
-        store.close()
+        await store.close()
     total = sum(counts.values())
     lines = [f"checkpoint: {path}"]
     if meta:
@@ -33,8 +30,8 @@ def status_text(path: Path) -> str:
             f"(input {meta.get('input') or _query_text(meta.get('query')) or 'account'})"
         )
     lines.append(f"total: {total}")
-    for status in _ORDER:
-        if counts.get(status) or status in _ORDER[:4]:
+    for status in STATUS_ORDER:
+        if counts.get(status) or status in STATUS_ORDER[:4]:
             lines.append(f"  {status}: {counts.get(status, 0)}")
     lines.append(f"attempts: {attempts}")
     if errors:

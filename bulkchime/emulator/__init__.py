@@ -36,8 +36,10 @@ and query longer than 8 KiB; an unknown operation or route is 404 ``NotFound``.
 
 from __future__ import annotations
 
-from ._app import STATE_KEY, create_app
+from ._app import STATE_KEY, Emulator, create_app
 from ._config import EmulatorConfig
+from ._errors import ChimeError
+from ._model import service_model
 from ._records import Account, AccountSettings, User
 from ._serve import RunningEmulator, emulator_in_thread, run_emulator, running_emulator
 from ._state import EmulatorState
@@ -45,6 +47,8 @@ from ._state import EmulatorState
 __all__ = [
     "Account",
     "AccountSettings",
+    "ChimeError",
+    "Emulator",
     "EmulatorConfig",
     "EmulatorState",
     "RunningEmulator",
@@ -54,4 +58,5 @@ __all__ = [
     "emulator_in_thread",
     "run_emulator",
     "running_emulator",
+    "service_model",
 ]

@@ -24,7 +24,7 @@ from ._ops import Operations
 from ._seed import seed_state
 from ._state import EmulatorState
 from ._stats import Stats
-from ._validate import parse_body, parse_input
+from ._validate import check_params, parse_body, parse_input
 
 __all__ = ["MAX_URI_BYTES", "STATE_KEY", "Emulator", "create_app", "emulator_of"]
 
@@ -57,6 +57,21 @@ class Emulator:
 
     def __repr__(self) -> str:
         return f"<Emulator {self.state!r} {self.stats!r}>"
+
+    async def apply(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        """Answer one request made in this process, without HTTP or a signature.
+
+        Counted, throttled, faulted and delayed like a request over the wire, then
+        applied; raises :class:`ChimeError` as the server would answer it. For tests
+        that run the engine's stages in virtual time.
+        """
+        self.stats.count_request(operation)
+        self.faults.admit()
+        self.faults.inject_fault()
+        await self.faults.delay()
+        check_params(operation, params)
+        _, document = self._operations.run(operation, params)
+        return document or {}
 
     def configure(self, changes: dict[str, object]) -> dict[str, SettingValue]:
         """Change fault injection live; returns the new settings. ValueError if bad."""

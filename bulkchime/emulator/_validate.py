@@ -19,7 +19,7 @@ from botocore.model import Shape  # type: ignore[import-untyped, unused-ignore]
 from ._errors import ChimeError, bad_request
 from ._model import operation_model
 
-__all__ = ["parse_body", "parse_input"]
+__all__ = ["check_params", "parse_body", "parse_input"]
 
 
 def parse_body(body: bytes) -> dict[str, Any]:
@@ -60,10 +60,24 @@ def parse_input(
             elif location is None and body.get(name) is not None:
                 params[name] = body[name]
         _check(shape, params, "", errors)
+    _refuse(errors)
+    return params
+
+
+def check_params(operation: str, params: Mapping[str, Any]) -> None:
+    """Validate parameters given as the model's members (a request made in-process)."""
+    shape = operation_model(operation).input_shape
+    errors: list[str] = []
+    if shape is not None:
+        _check(shape, dict(params), "", errors)
+    _refuse(errors)
+
+
+def _refuse(errors: list[str]) -> None:
+    """400 ``BadRequestException`` naming every violated constraint, if any."""
     if errors:
         count = f"{len(errors)} validation error{'s' if len(errors) > 1 else ''} detected"
         raise ChimeError("BadRequestException", f"{count}: " + "; ".join(errors))
-    return params
 
 
 def _from_query(member: Shape, value: str, where: str, errors: list[str]) -> Any:

@@ -1,0 +1,171 @@
+"""Dispatch: one phase's pending items, batched per account, sent by a pool of workers.
+
+A producer pages pending items out of the store, cuts them into batches of the
+action's size and queues them; ``concurrency`` workers take batches and send them
+(:mod:`.attempt`). Items to retry come back after their backoff and ride in the
+producer's next full batches instead of costing a request of their own. On a stop,
+queued batches stay pending, and requests in flight get a bounded time to finish
+and be recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from ..actions import ActionSpec
+from ..errors import AuthError, JobAborted
+from ..plan import Batch, batches
+from ..store import WorkItem
+from ._context import RunContext
+from .attempt import send_batch
+from .progress_events import report_progress
+from .resolve import PAGE_SIZE
+
+__all__ = ["SHUTDOWN_GRACE_SECONDS", "send_phase"]
+
+log = structlog.get_logger("bulkchime")
+
+#: Seconds in-flight requests get to finish after SIGINT/SIGTERM before they are cut off.
+SHUTDOWN_GRACE_SECONDS = 30.0
+
+
+async def send_phase(ctx: RunContext, phase: int, action: ActionSpec) -> None:
+    """Send every pending item of *phase*; raise the job's abort, if it aborted."""
+    await _Dispatcher(ctx, phase, action).run()
+    if ctx.health.abort is not None:
+        raise ctx.health.abort
+
+
+class _Dispatcher:
+    """The queue, the producer, the workers and the retries of one phase."""
+
+    def __init__(self, ctx: RunContext, phase: int, action: ActionSpec) -> None:
+        self.ctx = ctx
+        self.phase = phase
+        self.action = action
+        self.concurrency = ctx.job.limits.concurrency
+        self.queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=self.concurrency * 2)
+        #: Batches queued, being sent, or waiting out a backoff.
+        self.outstanding = 0
+        self.producing = True
+        self.all_done = asyncio.Event()
+        self.background: set[asyncio.Task[None]] = set()
+        #: Items whose backoff is over, waiting to ride in the producer's next full batches:
+        #: a retry batch of the one or two users the service throttled inside a 200 would
+        #: otherwise cost a whole request of the rate budget.
+        self.retry_pool: dict[str | None, list[WorkItem]] = {}
+
+    @property
+    def stopping(self) -> bool:
+        return self.ctx.health.stopping
+
+    def _settle(self) -> None:
+        self.outstanding -= 1
+        if self.outstanding == 0 and not self.producing:
+            self.all_done.set()
+
+    async def _put(self, batch: Batch) -> None:
+        self.outstanding += 1
+        await self.queue.put(batch)
+
+    def requeue(self, batch: Batch, delay: float) -> None:
+        """Send *batch* again after *delay* seconds (or pool its items for the producer)."""
+        self.outstanding += 1
+        task = asyncio.create_task(self._later(batch, delay))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _later(self, batch: Batch, delay: float) -> None:
+        try:
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self.stopping:
+                self._settle()
+                return
+            if self.producing and not batch.bisected and len(batch) < self.action.items_per_request:
+                # The producer owns these items now (it flushes the pool before it ends).
+                self.retry_pool.setdefault(batch.account_id, []).extend(batch.items)
+                self._settle()
+                return
+            await self.queue.put(batch)
+        except asyncio.CancelledError:
+            self._settle()
+            raise
+
+    async def _produce(self) -> None:
+        try:
+            for account_id in await self.ctx.store.accounts_pending(self.phase):
+                await self._produce_account(account_id)
+                if self.stopping:
+                    break
+            while self.retry_pool and not self.stopping:
+                account_id, items = self.retry_pool.popitem()
+                for batch in batches(self.action, self.phase, account_id, items):
+                    await self._put(batch)
+        finally:
+            self.producing = False
+            if self.outstanding == 0:
+                self.all_done.set()
+
+    async def _produce_account(self, account_id: str | None) -> None:
+        after = 0
+        while not self.stopping:
+            page = await self.ctx.store.pending_page(self.phase, after, PAGE_SIZE, account_id)
+            if not page:
+                return
+            after = page[-1].item_id
+            page = self.retry_pool.pop(account_id, []) + page
+            for batch in batches(self.action, self.phase, account_id, page):
+                if self.stopping:
+                    return
+                await self._put(batch)
+
+    async def _work(self) -> None:
+        while (batch := await self.queue.get()) is not None:
+            try:
+                if not self.stopping:
+                    await send_batch(self.ctx, batch, self.requeue)
+            except (JobAborted, AuthError) as error:  # a look-up while verifying
+                self.ctx.health.fail_job(
+                    error if isinstance(error, JobAborted)
+                    else JobAborted(f"authentication failed: {error}")
+                )  # fmt: skip
+            except Exception as error:  # a bug: stop cleanly, keep the checkpoint resumable
+                log.exception("batch.crashed", action=batch.action.name, size=len(batch))
+                self.ctx.health.fail_job(
+                    JobAborted(f"internal error while sending a batch: {error!r}")
+                )
+            finally:
+                self._settle()
+
+    async def _watch_stop(self) -> None:
+        await self.ctx.health.stopped()
+        self.all_done.set()
+
+    async def run(self) -> None:
+        """Produce and send until every batch is settled, or the job stops."""
+        workers = [asyncio.create_task(self._work()) for _ in range(self.concurrency)]
+        producer = asyncio.create_task(self._produce())
+        watcher = asyncio.create_task(self._watch_stop())
+        progress = asyncio.create_task(report_progress(self.ctx, self.action, self.phase))
+        try:
+            await self.all_done.wait()
+        finally:
+            for task in (producer, watcher, *self.background):
+                task.cancel()
+            # Batches still queued were never marked in flight: they stay pending.
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            for _ in workers:
+                self.queue.put_nowait(None)
+            # In-flight requests get a bounded time to finish and be recorded; a request
+            # cut off here stays in_flight in the checkpoint and is resolved on resume.
+            _, late = await asyncio.wait(workers, timeout=SHUTDOWN_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+            progress.cancel()  # last: its final update shows every recorded outcome
+            await asyncio.gather(
+                producer, watcher, progress, *self.background, *workers, return_exceptions=True
+            )

@@ -1,0 +1,49 @@
+"""The planner: batches of the API's per-request limits, halves of a batch refused whole,
+and the dry run's text."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bulkchime.actions import ACTIONS
+from bulkchime.plan import PlanLine, batches, halves, plan_text
+from bulkchime.store import WorkItem
+
+
+def _items(count: int) -> list[WorkItem]:
+    return [WorkItem(i, 0, f"k{i}", "acc", None, f"u{i}", {}, 0) for i in range(1, count + 1)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(count=st.integers(0, 500), action=st.sampled_from(sorted(ACTIONS)))
+def test_batches_cover_every_item_once_within_the_limit(count: int, action: str) -> None:
+    spec = ACTIONS[action]
+    cut = list(batches(spec, 0, "acc", _items(count)))
+    flat = [item.item_id for batch in cut for item in batch.items]
+    assert flat == list(range(1, count + 1))
+    assert all(1 <= len(batch) <= spec.items_per_request for batch in cut)
+    assert len(cut) == -(-count // spec.items_per_request)
+
+
+@given(count=st.integers(2, 50))
+def test_halves_split_a_batch_in_two_non_empty_parts(count: int) -> None:
+    (batch,) = batches(ACTIONS["suspend"], 0, "acc", _items(count))
+    left, right = halves(batch)
+    assert left.items + right.items == batch.items
+    assert left.items and right.items and left.bisected and right.bisected
+
+
+def test_the_plan_text_counts_requests_look_ups_and_rows_not_sent() -> None:
+    lines = [PlanLine("suspend", "acc-1", 120, 50), PlanLine("suspend", None, 3, 50)]
+    rejected = [(7, "rejected", "malformed email 'x'")] * 52
+    text = plan_text(lines, rejected, {"ListUsers": 4, "GetAccount": 1}, 20.0).splitlines()
+    assert text[0] == "plan: 123 items in 4 batches (4 requests)"
+    assert text[1] == (
+        "look-ups: 5 read-only requests made while planning (GetAccount 1, ListUsers 4)"
+    )
+    assert text[2] == "  suspend account acc-1: 120 items, 3 requests of up to 50"
+    assert text[3] == "  suspend account -: 3 items, 1 requests of up to 50"
+    assert text[4] == "not sent: 52 rows (rejected 52)"
+    assert text[-2] == "  … and 2 more (see the report after a real run)"
+    assert text[-1] == "estimated duration: 0.2 s at 20 requests/s"
