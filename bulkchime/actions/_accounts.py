@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import PermanentError
 from ..lookups import list_accounts
-from ._spec import OK, ItemResult
+from ._spec import OK, ItemResult, OneItem
 from ._users import need
 
 if TYPE_CHECKING:
@@ -23,38 +23,31 @@ SETTINGS = (
 )
 
 
+_ALREADY_EXISTS = "already exists (found with ListAccounts); not created again"
+
+
 def _account_id(item: WorkItem) -> str:
     return need(item.account_id or item.key)
-
-
-class _Resend:
-    async def verify(self, lookups: Lookups, item: WorkItem) -> ItemResult | None:
-        return None
 
 
 def _created(account: Mapping[str, Any], message: str | None = None) -> ItemResult:
     return ItemResult(ok=True, message=message, result={"AccountId": str(account.get("AccountId"))})
 
 
-class CreateAccount:
+class CreateAccount(OneItem):
     """``CreateAccount``: not idempotent (a second call makes a second account of the same
     name), so the name is looked up first, and again after a lost answer."""
 
-    async def send(
-        self,
-        caller: Caller,
-        account_id: str | None,
-        items: Sequence[WorkItem],
-        params: Mapping[str, Any],
-    ) -> list[ItemResult]:
-        (item,) = items
+    async def send_one(
+        self, caller: Caller, account_id: str | None, item: WorkItem, params: Mapping[str, Any]
+    ) -> ItemResult:
         existing = await list_accounts(caller, name=item.key)
         if existing:
-            return [
-                _created(existing[0], "already exists (found with ListAccounts); not created again")
-            ]
+            return _created(
+                existing[0], "already exists (found with ListAccounts); not created again"
+            )
         response = await caller.call("CreateAccount", Name=item.key)
-        return [_created(response.get("Account", {}))]
+        return _created(response.get("Account", {}))
 
     async def verify(self, lookups: Lookups, item: WorkItem) -> ItemResult | None:
         accounts = await lookups.list_accounts(name=item.key)
@@ -63,71 +56,51 @@ class CreateAccount:
         return _created(accounts[0], "already created (verified with ListAccounts)")
 
 
-class UpdateAccount(_Resend):
+class UpdateAccount(OneItem):
     """``UpdateAccount``: the account's new name (its row's, else the job's)."""
 
-    async def send(
-        self,
-        caller: Caller,
-        account_id: str | None,
-        items: Sequence[WorkItem],
-        params: Mapping[str, Any],
-    ) -> list[ItemResult]:
-        (item,) = items
+    async def send_one(
+        self, caller: Caller, account_id: str | None, item: WorkItem, params: Mapping[str, Any]
+    ) -> ItemResult:
         name = item.fields.get("name") or params.get("name")
         response = await caller.call("UpdateAccount", AccountId=_account_id(item), Name=str(name))
-        return [ItemResult(ok=True, result={"Name": str(response.get("Account", {}).get("Name"))})]
+        return ItemResult(ok=True, result={"Name": str(response.get("Account", {}).get("Name"))})
 
 
-class DeleteAccount(_Resend):
+class DeleteAccount(OneItem):
     """``DeleteAccount``: a 404 after an earlier send means that send deleted it."""
 
-    async def send(
-        self,
-        caller: Caller,
-        account_id: str | None,
-        items: Sequence[WorkItem],
-        params: Mapping[str, Any],
-    ) -> list[ItemResult]:
-        (item,) = items
+    async def send_one(
+        self, caller: Caller, account_id: str | None, item: WorkItem, params: Mapping[str, Any]
+    ) -> ItemResult:
         try:
             await caller.call("DeleteAccount", AccountId=_account_id(item))
         except PermanentError as error:
             if error.status == 404 and item.attempts > 0:
-                return [ItemResult(ok=True, message="already deleted")]
+                return ItemResult(ok=True, message="already deleted")
             raise
-        return [OK]
+        return OK
 
 
-class GetSettings(_Resend):
+class GetSettings(OneItem):
     """``GetAccountSettings``: the settings go into the report."""
 
-    async def send(
-        self,
-        caller: Caller,
-        account_id: str | None,
-        items: Sequence[WorkItem],
-        params: Mapping[str, Any],
-    ) -> list[ItemResult]:
-        (item,) = items
+    async def send_one(
+        self, caller: Caller, account_id: str | None, item: WorkItem, params: Mapping[str, Any]
+    ) -> ItemResult:
         response = await caller.call("GetAccountSettings", AccountId=_account_id(item))
         settings = response.get("AccountSettings", {})
-        return [ItemResult(ok=True, result={k: bool(v) for k, v in settings.items()})]
+        return ItemResult(ok=True, result={k: bool(v) for k, v in settings.items()})
 
 
-class UpdateSettings(_Resend):
+class UpdateSettings(OneItem):
     """``UpdateAccountSettings``: the settings the job gives."""
 
-    async def send(
-        self,
-        caller: Caller,
-        account_id: str | None,
-        items: Sequence[WorkItem],
-        params: Mapping[str, Any],
-    ) -> list[ItemResult]:
-        (item,) = items
+    async def send_one(
+        self, caller: Caller, account_id: str | None, item: WorkItem, params: Mapping[str, Any]
+    ) -> ItemResult:
         settings = {model: bool(params[param]) for param, model in SETTINGS if param in params}
         await caller.call(
             "UpdateAccountSettings", AccountId=_account_id(item), AccountSettings=settings
         )
-        return [OK]
+        return OK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ if TYPE_CHECKING:
     from ..lookups import Caller, Lookups
     from ..store import WorkItem
 
-__all__ = ["ActionHandler", "ActionSpec", "ItemResult", "Target"]
+__all__ = ["ActionHandler", "ActionSpec", "ItemResult", "OneItem", "Resend", "Target"]
 
 
 class Target(enum.Enum):
@@ -62,6 +63,35 @@ class ActionHandler(Protocol):
         Only non-idempotent actions are asked; the others are simply sent again.
         """
         ...
+
+
+class Resend:
+    """Verification of an idempotent action: a lost answer is simply sent again."""
+
+    async def verify(self, lookups: Lookups, item: WorkItem) -> ItemResult | None:
+        """``None``: send it again (harmless for an idempotent action)."""
+        return None
+
+
+class OneItem(Resend, abc.ABC):
+    """A handler whose request carries one item."""
+
+    async def send(
+        self,
+        caller: Caller,
+        account_id: str | None,
+        items: Sequence[WorkItem],
+        params: Mapping[str, Any],
+    ) -> list[ItemResult]:
+        """Send the batch's one item with :meth:`send_one`."""
+        (item,) = items
+        return [await self.send_one(caller, account_id, item, params)]
+
+    @abc.abstractmethod
+    async def send_one(
+        self, caller: Caller, account_id: str | None, item: WorkItem, params: Mapping[str, Any]
+    ) -> ItemResult:
+        """Send one request for *item*; raise :class:`~bulkchime.errors.ApiError` if refused."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..constants import RETRYABLE_USER_ERROR_CODES
-from ._spec import OK, ItemResult
+from ._spec import OK, ItemResult, OneItem, Resend
 
 if TYPE_CHECKING:
     from ..lookups import Caller, Lookups
@@ -79,19 +79,19 @@ def _per_user(response: Mapping[str, Any], user_ids: Sequence[str]) -> list[Item
     return results
 
 
-class _Resend:
-    """Idempotent actions are sent again after a lost answer, never asked about."""
-
-    async def verify(self, lookups: Lookups, item: WorkItem) -> ItemResult | None:
-        return None
-
-
-class BatchUsers(_Resend):
-    """``BatchSuspendUser`` / ``BatchUnsuspendUser``: a list of user ids."""
+class BatchUsers(Resend):
+    """``BatchSuspendUser`` / ``BatchUnsuspendUser``: a list of user ids, an answer with
+    per-user errors."""
 
     def __init__(self, operation: str) -> None:
         self.operation = operation
 
+    def body(
+        self, user_ids: list[str], items: Sequence[WorkItem], params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The request's members besides the account."""
+        return {"UserIdList": user_ids}
+
     async def send(
         self,
         caller: Caller,
@@ -100,31 +100,25 @@ class BatchUsers(_Resend):
         params: Mapping[str, Any],
     ) -> list[ItemResult]:
         user_ids = [need(item.user_id) for item in items]
-        response = await caller.call(
-            self.operation, AccountId=need(account_id), UserIdList=user_ids
-        )
+        body = self.body(user_ids, items, params)
+        response = await caller.call(self.operation, AccountId=need(account_id), **body)
         return _per_user(response, user_ids)
 
 
-class UpdateLicenses(_Resend):
+class UpdateLicenses(BatchUsers):
     """``BatchUpdateUser``: each user's license (its row's, else the job's)."""
 
-    async def send(
-        self,
-        caller: Caller,
-        account_id: str | None,
-        items: Sequence[WorkItem],
-        params: Mapping[str, Any],
-    ) -> list[ItemResult]:
-        user_ids = [need(item.user_id) for item in items]
+    def __init__(self) -> None:
+        super().__init__("BatchUpdateUser")
+
+    def body(
+        self, user_ids: list[str], items: Sequence[WorkItem], params: Mapping[str, Any]
+    ) -> dict[str, Any]:
         entries = [
             {"UserId": user_id, "LicenseType": str(item.fields.get("license") or params["license"])}
             for user_id, item in zip(user_ids, items, strict=True)
         ]
-        response = await caller.call(
-            "BatchUpdateUser", AccountId=need(account_id), UpdateUserRequestItems=entries
-        )
-        return _per_user(response, user_ids)
+        return {"UpdateUserRequestItems": entries}
 
 
 class Invite:
@@ -172,7 +166,7 @@ class Invite:
         )
 
 
-class SingleUser:
+class SingleUser(OneItem):
     """One user per request: ``UpdateUser``, ``LogoutUser``, ``ResetPersonalPIN``, ``GetUser``.
 
     :param operation: the model's operation.
@@ -197,14 +191,9 @@ class SingleUser:
         self.idempotent = idempotent
         self.action = action
 
-    async def send(
-        self,
-        caller: Caller,
-        account_id: str | None,
-        items: Sequence[WorkItem],
-        params: Mapping[str, Any],
-    ) -> list[ItemResult]:
-        (item,) = items
+    async def send_one(
+        self, caller: Caller, account_id: str | None, item: WorkItem, params: Mapping[str, Any]
+    ) -> ItemResult:
         request: dict[str, Any] = {"AccountId": need(account_id), "UserId": need(item.user_id)}
         if self.license_param:
             license_type = item.fields.get("license") or params.get("license")
@@ -213,8 +202,8 @@ class SingleUser:
         # A reset PIN is in the answer; it is a secret and is not kept anywhere.
         response = await caller.call(self.operation, **request)
         if self.returns_user:
-            return [ItemResult(ok=True, result=public_user(response.get("User", {})))]
-        return [OK]
+            return ItemResult(ok=True, result=public_user(response.get("User", {})))
+        return OK
 
     async def verify(self, lookups: Lookups, item: WorkItem) -> ItemResult | None:
         return None if self.idempotent else outcome_unknown(self.action)

@@ -36,10 +36,10 @@ class TokenBucket:
         "_closed",
         "_loop",
         "_paused_until",
+        "_queue",
         "_rate",
         "_tat",
         "_timer",
-        "_waiters",
     )
 
     def __init__(self, rate: float, burst: int) -> None:
@@ -53,7 +53,7 @@ class TokenBucket:
         self._tat = -math.inf
         #: No token is handed out before this time (Retry-After).
         self._paused_until = -math.inf
-        self._waiters: deque[asyncio.Future[float]] = deque()
+        self._queue: deque[asyncio.Future[float]] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
         #: The loop of the last call (for ``__repr__``, which may run outside it).
@@ -75,7 +75,7 @@ class TokenBucket:
 
     def has_capacity(self) -> bool:
         """Whether :meth:`acquire` would return at once (a token, and nobody ahead)."""
-        return not self._waiters and self._delay(self._clock()) <= 0
+        return not self._queue and self._delay(self._clock()) <= 0
 
     async def acquire(self) -> float:
         """Wait for a token, in FIFO order; return the loop time it was taken.
@@ -87,11 +87,11 @@ class TokenBucket:
             raise RuntimeError("the rate budget is closed; make a new one to send more requests")
         now = self._clock()
         loop = asyncio.get_running_loop()
-        if not self._waiters and self._delay(now) <= 0:
+        if not self._queue and self._delay(now) <= 0:
             self._take(now)
             return now
         waiter: asyncio.Future[float] = loop.create_future()
-        self._waiters.append(waiter)
+        self._queue.append(waiter)
         self._wake()
         try:
             return await waiter
@@ -100,8 +100,8 @@ class TokenBucket:
                 # Granted, but cancelled before the task could run: a token is 1/rate of
                 # tat at whatever rate is current, so this gives back exactly one.
                 self._tat -= 1.0 / self._rate
-            elif waiter in self._waiters:
-                self._waiters.remove(waiter)
+            elif waiter in self._queue:
+                self._queue.remove(waiter)
             self._wake()
             raise
 
@@ -144,8 +144,8 @@ class TokenBucket:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        while self._waiters:
-            waiter = self._waiters.popleft()
+        while self._queue:
+            waiter = self._queue.popleft()
             if not waiter.done():
                 waiter.set_exception(RuntimeError("the rate budget was closed while waiting"))
 
@@ -172,20 +172,20 @@ class TokenBucket:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._closed or not self._waiters:
+        if self._closed or not self._queue:
             return
-        loop = self._waiters[0].get_loop()
+        loop = self._queue[0].get_loop()
         now = loop.time()
-        while self._waiters:
-            if self._waiters[0].done():  # cancelled; its task has not run to say so yet
-                self._waiters.popleft()
+        while self._queue:
+            if self._queue[0].done():  # cancelled; its task has not run to say so yet
+                self._queue.popleft()
                 continue
             delay = self._delay(now)
             if delay > 0:
                 self._timer = loop.call_at(now + delay, self._wake)
                 return
             self._take(now)
-            self._waiters.popleft().set_result(now)
+            self._queue.popleft().set_result(now)
 
     def describe(self) -> str:
         """The live state, as ``rate=20.00/s burst=5 level=3.20`` (plus pause, waiters)."""
@@ -197,8 +197,8 @@ class TokenBucket:
         text += f" level={self._level_at(now):.2f}"
         if self._paused_until > now:
             text += f" paused={self._paused_until - now:.2f}s"
-        if self._waiters:
-            text += f" waiters={len(self._waiters)}"
+        if self._queue:
+            text += f" waiters={len(self._queue)}"
         return text + (" closed" if self._closed else "")
 
     def __repr__(self) -> str:
