@@ -271,15 +271,27 @@ class Client:
         if stop is None:
             return await self.budget.acquire()
         if not stop.is_set():
-            acquire = asyncio.ensure_future(self.budget.acquire())
-            stopped = asyncio.ensure_future(stop.wait())
-            try:
-                await asyncio.wait((acquire, stopped), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stopped.cancel()
-            if acquire.done() and not stop.is_set():
-                return acquire.result()
-            acquire.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await acquire
+            if self.budget.ready():  # no wait to race: skip the cost of racing it
+                ticket = await self.budget.acquire()
+                if not stop.is_set():
+                    return ticket
+            else:
+                ticket_or_none = await self._acquire_unless(stop)
+                if ticket_or_none is not None:
+                    return ticket_or_none
         raise Interrupted(f"{operation} not sent: the job is stopping")
+
+    async def _acquire_unless(self, stop: asyncio.Event) -> Ticket | None:
+        """A ticket, or ``None`` if *stop* is set first (the wait is then given up)."""
+        acquire = asyncio.ensure_future(self.budget.acquire())
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((acquire, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if acquire.done() and not stop.is_set():
+            return acquire.result()
+        acquire.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await acquire
+        return None

@@ -82,6 +82,21 @@ def test_budget_holds_the_configured_rate_after_the_burst() -> None:
     assert times[-1] - times[5] == pytest.approx(99 / 20, rel=0.01)
 
 
+def test_ready_is_true_exactly_while_a_token_waits_in_the_bucket() -> None:
+    async def scenario() -> list[bool]:
+        budget = LocalBudget(10.0, 2, adaptive=False)
+        seen = [budget.ready()]
+        await budget.acquire()
+        seen.append(budget.ready())
+        await budget.acquire()
+        seen.append(budget.ready())  # spent
+        await asyncio.sleep(0.1)
+        seen.append(budget.ready())  # one token back after 1/rate
+        return seen
+
+    assert run_virtual(scenario()) == [True, True, False, True]
+
+
 def test_concurrent_senders_share_one_bucket() -> None:
     async def scenario() -> list[float]:
         budget = LocalBudget(10.0, 1, adaptive=False)

@@ -86,6 +86,18 @@ async def test_it_paces_at_its_rate_after_its_burst(make_budget: MakeBudget) -> 
     _assert_bucket_bound(times, 20.0, 3)
 
 
+async def test_ready_is_never_true_when_acquire_would_wait(make_budget: MakeBudget) -> None:
+    budget = await make_budget(5.0, 2)
+    for _ in range(2):  # a full bucket: ready() may say so (or not know)
+        ready, started = budget.ready(), _now()
+        await budget.acquire()
+        assert not ready or _now() - started < SLACK
+    assert not budget.ready()  # the burst is spent: the next one waits
+    started = _now()
+    await budget.acquire()
+    assert _now() - started >= 1 / 5.0 - SLACK
+
+
 async def test_concurrent_acquirers_share_one_budget(make_budget: MakeBudget) -> None:
     budget = await make_budget(20.0, 2, ceiling=20.0)
     start = _now()

@@ -20,6 +20,9 @@ from collections import deque
 
 __all__ = ["TokenBucket"]
 
+#: Seconds below which a delay is float rounding, not a wait.
+_ROUNDING = 1e-9
+
 
 class TokenBucket:
     """An asyncio token bucket: *burst* tokens, refilled at *rate* per second.
@@ -158,7 +161,9 @@ class TokenBucket:
     def _delay(self, now: float) -> float:
         """Seconds from *now* until a token is free (<= 0: free now)."""
         free_at = max(self._tat - (self._burst - 1) / self._rate, self._paused_until)
-        return free_at - now
+        delay = free_at - now
+        # Sums of 1/rate leave rounding of a few ulps: that is not a wait.
+        return delay if delay > _ROUNDING else 0.0
 
     def _take(self, now: float) -> None:
         self._tat = max(self._tat, now) + 1.0 / self._rate

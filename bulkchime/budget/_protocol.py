@@ -42,6 +42,13 @@ class RateBudget(Protocol):
         """The current rate, in requests per second (for logs and progress)."""
         ...
 
+    def ready(self) -> bool:
+        """Whether :meth:`acquire` would return at once: a hint, ``False`` when unknown.
+
+        Callers use it to skip the cost of racing a wait that will not happen.
+        """
+        ...
+
     async def acquire(self) -> Ticket:
         """Wait until a request may be sent; return its ticket.
 

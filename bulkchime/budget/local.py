@@ -101,6 +101,10 @@ class LocalBudget:
 
     # -- RateBudget ---------------------------------------------------------------------------
 
+    def ready(self) -> bool:
+        """Whether :meth:`acquire` would return at once (a token, and nobody ahead)."""
+        return self._bucket.has_capacity()
+
     async def acquire(self) -> Ticket:
         """Wait until a request may be sent; return its ticket.
 
