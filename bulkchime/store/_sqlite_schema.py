@@ -97,10 +97,16 @@ def _upgrade(db: Connection) -> None:
     for statement in SCHEMA:
         db.execute(statement)
     columns = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}
-    if "batch" in columns:
-        # Version 1 stored a batch number per send that nothing read.
+    if "batch" in columns and _sqlite_version(db) >= (3, 35, 0):
+        # Version 1 stored a batch number per send that nothing read. An SQLite before
+        # 3.35 cannot drop a column: there it stays, nullable, never read nor written.
         db.execute("ALTER TABLE tasks DROP COLUMN batch")
     # The version is PRAGMA user_version now, one place only.
     db.execute("DELETE FROM meta WHERE key = 'schema'")
     db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _sqlite_version(db: Connection) -> tuple[int, ...]:
+    text = str(db.execute("SELECT sqlite_version()").fetchone()[0])
+    return tuple(int(part) for part in text.split(".")[:3] if part.isdigit())
