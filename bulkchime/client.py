@@ -236,6 +236,12 @@ class Client:
         self.stopping = stopping
         self._changes: dict[str, bool] = {}
 
+    def __repr__(self) -> str:
+        return (
+            f"<Client requests={self.stats.total} throttled={self.stats.throttled} "
+            f"budget={self.budget!r}>"
+        )
+
     def changes(self, operation: str) -> bool:
         """Whether *operation* changes anything (the model's HTTP method is not GET)."""
         known = self._changes.get(operation)
