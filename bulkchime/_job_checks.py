@@ -329,7 +329,7 @@ class _InputChecker(_Checks):
         allowed: list[str] = []
         for spec in specs:
             allowed += [
-                p for p in (*spec.required_params, *spec.optional_params) if p not in allowed
+                p for p in spec.params if p not in allowed
             ]
         names = " and ".join(spec.name for spec in specs)
         params: dict[str, Any] = {}

@@ -223,10 +223,10 @@ def _job_document(spec: ActionSpec, options: dict[str, Any]) -> dict[str, Any]:
         document["input"] = input_section
     params = {
         param: options.pop(param)
-        for param in (*spec.required_params, *spec.optional_params)
+        for param in spec.params
         if options.get(param) is not None
     }
-    for param in (*spec.required_params, *spec.optional_params):
+    for param in spec.params:
         options.pop(param, None)
     if params:
         document["params"] = params
@@ -262,7 +262,7 @@ def _action_params(spec: ActionSpec) -> list[click.Parameter]:
                 "registration_status or invitation_status (repeatable).",
             )
         )
-    for param in (*spec.required_params, *spec.optional_params):
+    for param in spec.params:
         if param in ("disable_remote_control", "enable_dial_out"):
             params.append(
                 click.Option(
