@@ -54,8 +54,11 @@ async def send_batch(ctx: RunContext, batch: Batch, requeue: Requeue) -> None:
         return
     await ctx.store.record(outcomes)
     ctx.health.count(outcomes)
+    # A stopped batch's items stay pending for the next run, not for this one.
     retry = [
-        item for item, o in zip(batch.items, outcomes, strict=True) if o.state is State.PENDING
+        item
+        for item, o in zip(batch.items, outcomes, strict=True)
+        if o.state is State.PENDING and not attempt.stopped
     ]
     for item in retry:
         item.attempts += attempt.sends
@@ -67,10 +70,10 @@ async def send_batch(ctx: RunContext, batch: Batch, requeue: Requeue) -> None:
         sends=attempt.sends,
         succeeded=sum(o.state is State.DONE for o in outcomes),
         failed=sum(o.state is State.FAILED for o in outcomes),
-        retrying=len(retry) if not attempt.stopped else 0,
+        retrying=len(retry),
         rate=round(ctx.budget.rate, 2),
     )
-    if retry and not attempt.stopped and not ctx.health.stopping:
+    if retry and not ctx.health.stopping:
         worst = max(item.attempts for item in retry)
         requeue(Batch(batch.action, batch.phase, batch.account_id, retry), backoff_seconds(worst))
 
