@@ -48,10 +48,7 @@ class LocalBudget:
         regrowth_seconds: float = REGROWTH_SECONDS,
         doubling_seconds: float = DOUBLING_SECONDS,
     ) -> None:
-        if not rate > 0:
-            raise ValueError("rate must be > 0 requests per second")
-        if burst < 1:
-            raise ValueError("burst must be >= 1 (a whole number of requests)")
+        # The controller checks the rate and its bounds, the bucket the burst.
         self._control = AdaptiveRate(
             rate,
             ceiling=ceiling,
