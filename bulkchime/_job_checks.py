@@ -401,8 +401,9 @@ def _is_table(value: object) -> bool:
 
 
 def _resolve(base_dir: str, path: str | None) -> str | None:
-    """*path* as written, relative to *base_dir* unless absolute; ``"-"`` is kept."""
-    if path is None or path == "-":
+    """*path* as written, relative to *base_dir* unless absolute; ``"-"`` and URLs
+    (a shared checkpoint's ``postgresql://...``) are kept."""
+    if path is None or path == "-" or "://" in path:
         return path
     path = os.path.expanduser(path)
     if os.path.isabs(path) or not base_dir:

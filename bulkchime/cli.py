@@ -28,8 +28,24 @@ def _run_options(fn: _F) -> _F:
     options = [
         click.option(
             "--checkpoint",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Checkpoint file (SQLite). Re-running with the same one resumes.",
+            metavar="PATH|URL",
+            help="Checkpoint file (SQLite). Re-running with the same one resumes. "
+            "A postgresql://USER@HOST:PORT/DB?job=NAME URL shares the job among every "
+            "process started with it (runners; see docs/scale-out.md).",
+        ),
+        click.option(
+            "--budget",
+            metavar="URL",
+            help="Share the rate budget through Redis (redis://HOST:PORT/DB?key=NAME) with "
+            "every process using the same key; --rate is its ceiling.",
+        ),
+        click.option(
+            "--lease",
+            type=click.FloatRange(min=1.0),
+            default=30.0,
+            show_default=True,
+            help="Seconds a runner's claims of a shared checkpoint stay its own without a "
+            "heartbeat; then other runners take them over.",
         ),
         click.option(
             "--report",
@@ -115,9 +131,9 @@ def _execute(job: JobSpec, default_checkpoint: Path, **options: Any) -> None:
             region=options["region"],
             profile=options["profile"],
         )
-        checkpoint = options["checkpoint"] or (
-            Path(job.checkpoint) if job.checkpoint else default_checkpoint
-        )
+        location: str | None = options["checkpoint"] or job.checkpoint
+        checkpoint_url = location if location and _is_url(location) else None
+        checkpoint = Path(location) if location and not checkpoint_url else default_checkpoint
         report = options["report"] or (Path(job.report) if job.report else None)
         if not options["dry_run"]:  # a pipeline's state/ folder need not exist yet
             for path in (checkpoint, report, options["summary_json"]):
@@ -125,6 +141,9 @@ def _execute(job: JobSpec, default_checkpoint: Path, **options: Any) -> None:
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
         run_options = RunOptions(
             checkpoint=checkpoint,
+            checkpoint_url=checkpoint_url,
+            budget_url=options["budget"],
+            lease_seconds=options["lease"],
             report=report,
             dry_run=options["dry_run"],
             force=options["force"],
@@ -221,11 +240,7 @@ def _job_document(spec: ActionSpec, options: dict[str, Any]) -> dict[str, Any]:
         input_section["query"] = dict(where)
     if input_section:
         document["input"] = input_section
-    params = {
-        param: options.pop(param)
-        for param in spec.params
-        if options.get(param) is not None
-    }
+    params = {param: options.pop(param) for param in spec.params if options.get(param) is not None}
     for param in spec.params:
         options.pop(param, None)
     if params:
@@ -282,10 +297,27 @@ for _name in ACTIONS:
     cli.add_command(_action_command(_name))
 
 
+def _is_url(location: str) -> bool:
+    return "://" in location
+
+
+class _CheckpointArg(click.ParamType):  # type: ignore[type-arg]
+    """A checkpoint file that exists, or a shared checkpoint's URL."""
+
+    name = "checkpoint"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and _is_url(value):
+            return value
+        path = click.Path(exists=True, dir_okay=False, path_type=Path)
+        return path.convert(value, param, ctx)
+
+
 @cli.command("status")
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def status_command(checkpoint: Path) -> None:
-    """Show a checkpoint's progress: counts by outcome, errors, speed, ETA, lock holder."""
+@click.argument("checkpoint", type=_CheckpointArg())
+def status_command(checkpoint: Path | str) -> None:
+    """Show a checkpoint's progress: counts by outcome, errors, speed, ETA, lock holder
+    (of a shared checkpoint, its runners)."""
     from .status import status_text
 
     try:
@@ -296,7 +328,7 @@ def status_command(checkpoint: Path) -> None:
 
 
 @cli.command()
-@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("checkpoint", type=_CheckpointArg())
 @click.option(
     "--format",
     "report_format",
@@ -309,7 +341,7 @@ def status_command(checkpoint: Path) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write here instead of stdout.",
 )
-def report_command(checkpoint: Path, report_format: str | None, output: Path | None) -> None:
+def report_command(checkpoint: Path | str, report_format: str | None, output: Path | None) -> None:
     """Write the per-item report of CHECKPOINT (also while a run is going)."""
     try:
         asyncio.run(_report(checkpoint, report_format, output))
@@ -318,7 +350,7 @@ def report_command(checkpoint: Path, report_format: str | None, output: Path | N
         sys.exit(EXIT_USAGE)
 
 
-async def _report(checkpoint: Path, report_format: str | None, output: Path | None) -> None:
+async def _report(checkpoint: Path | str, report_format: str | None, output: Path | None) -> None:
     from .report import write_report, write_report_to
     from .store import open_store
 

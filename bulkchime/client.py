@@ -21,7 +21,7 @@ import contextlib
 import json
 import os
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -221,6 +221,8 @@ class Client:
     :param stats: where requests, throttles and errors are counted.
     :param stopping: set when the job stops: a change still waiting for a ticket is
         then not sent (at a low rate that wait can outlast a pipeline's grace period).
+    :param fence: asked once a change has its ticket, just before it is sent; ``False``
+        (this runner's lease is not current) and the change is not sent.
     """
 
     def __init__(
@@ -229,11 +231,13 @@ class Client:
         budget: RateBudget,
         stats: RequestStats,
         stopping: asyncio.Event | None = None,
+        fence: Callable[[], bool] | None = None,
     ) -> None:
         self._client = client
         self.budget = budget
         self.stats = stats
         self.stopping = stopping
+        self.fence = fence
         self._changes: dict[str, bool] = {}
 
     def __repr__(self) -> str:
@@ -254,10 +258,12 @@ class Client:
         """Send one request of *operation* (the model's name) once; raise :class:`ApiError`.
 
         Raises :class:`~bulkchime.errors.Interrupted` instead of sending a change when
-        the job is stopping.
+        the job is stopping, or the fence is down.
         """
         method = getattr(self._client, xform_name(operation))
         ticket = await self._admit(operation)
+        if self.fence is not None and not self.fence() and self.changes(operation):
+            raise Interrupted(f"{operation} not sent: this runner's lease is not current")
         self.stats.requests[operation] += 1
         try:
             response: dict[str, Any] = await method(**params)

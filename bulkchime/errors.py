@@ -32,6 +32,7 @@ __all__ = [
     "Interrupted",
     "JobAborted",
     "JobError",
+    "LeaseLost",
     "PermanentError",
     "RetryableError",
 ]
@@ -74,6 +75,11 @@ class CheckpointMismatch(JobError):
 
 class Interrupted(BulkchimeError):
     """A change was about to be sent when the job was told to stop; it was not sent."""
+
+
+class LeaseLost(BulkchimeError):
+    """This runner's lease on its claims lapsed and other runners may have taken them
+    over: nothing more may be sent for them."""
 
 
 class JobAborted(BulkchimeError):

@@ -5,14 +5,17 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .store import STATUS_ORDER, open_store
+from .store import STATUS_ORDER, RunnerInfo, open_store
 
 __all__ = ["status_text"]
 
-async def status_text(path: Path) -> str:
-    """Counts by outcome, attempts, last errors, speed, ETA and the lock holder of *path*."""
+
+async def status_text(path: Path | str) -> str:
+    """Counts by outcome, attempts, last errors, speed, ETA and the lock holder (the
+    runners, of a shared checkpoint) of *path*."""
     store = await open_store(path, lock=False)
     try:
+        runners = await store.runners()
         holder = await store.holder()
         meta = await store.job_meta() or {}
         counts = await store.counts()
@@ -23,7 +26,7 @@ async def status_text(path: Path) -> str:
     finally:
         await store.close()
     total = sum(counts.values())
-    lines = [f"checkpoint: {path}"]
+    lines = [f"checkpoint: {store.location}"]
     if meta:
         lines.append(
             f"job: {' -> '.join(meta.get('actions', []))} "
@@ -54,12 +57,30 @@ async def status_text(path: Path) -> str:
         if left:
             eta = f"{left / speed:.0f} s" if speed > 0 else "unknown"
             lines.append(f"eta: {eta} for {left} items left")
-    if holder is not None:
+    lines += _runner_lines(runners)
+    running = sum(1 for r in runners if r.state == "running")
+    if running:
+        lines.append(f"running: yes, {running} runner{'s' if running > 1 else ''}")
+    elif holder is not None and not runners:
         lines.append(f"running: yes, pid {holder} holds the checkpoint")
     else:
         state = "finished" if not left else "stopped; run the same command again to resume"
         lines.append(f"running: no ({state})")
     return "\n".join(lines)
+
+
+def _runner_lines(runners: list[RunnerInfo]) -> list[str]:
+    """The runners of a shared checkpoint: who is still working, and how much each did."""
+    if not runners:
+        return []
+    running = sum(1 for r in runners if r.state == "running")
+    lines = [f"runners: {running} running, {len(runners) - running} gone"]
+    for r in runners:
+        lines.append(
+            f"  {r.host} pid {r.pid}: {r.state}, heartbeat {r.heartbeat_age:.0f} s ago, "
+            f"{r.items_done} items done"
+        )
+    return lines
 
 
 def _query_text(query: dict[str, str] | None) -> str | None:

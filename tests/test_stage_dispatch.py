@@ -13,7 +13,6 @@ import pytest
 
 from bulkchime.actions import get_action
 from bulkchime.engine.dispatch import send_phase
-from bulkchime.engine.recovery import recover_in_flight
 from bulkchime.errors import JobAborted
 from bulkchime.store import ItemRecord
 
@@ -37,8 +36,8 @@ def _send(
         async with kit.context(em, spec, tmp_path) as ctx:
             await kit.ingest_records(ctx, records)
             if in_flight:
-                await ctx.store.mark_in_flight(await ctx.store.pending_page(0, 0, in_flight))
-            await recover_in_flight(ctx, 0, get_action(action))
+                await ctx.store.mark_in_flight(await ctx.store.claim(0, in_flight))
+                await ctx.store.release()
             aborted = None
             try:
                 await send_phase(ctx, 0, get_action(action))

@@ -24,7 +24,7 @@ def _resolve(tmp_path: Path, em: kit.Emulator, records: list[kit.ItemRecord], ac
             return {
                 "report": report,
                 "failed": ctx.health.failed,
-                "pending": await ctx.store.pending_page(0, 0, 10_000),
+                "pending": await ctx.store.claim(0, 10_000),
             }
 
     return run_virtual(scenario())

@@ -90,7 +90,16 @@ async def ingested(
     """Ingest *records* for a new job; the first phase's pending work."""
     await store.check_job({**JOB, "actions": list(actions)})
     await store.ingest(actions, records)
-    return await store.pending_page(0, 0, 1000)
+    return await pending(store)
+
+
+async def pending(
+    store: CheckpointStore, phase: int = 0, account_id: str | None = None
+) -> list[WorkItem]:
+    """The claimable tasks of *phase* (of *account_id*), claimed and released again."""
+    items = await store.claim(phase, 1000, account_id)
+    await store.release()
+    return items
 
 
 async def statuses(store: CheckpointStore) -> list[tuple[str, str, str]]:
@@ -210,6 +219,7 @@ async def test_close_is_idempotent_and_what_was_written_survives(
 ) -> None:
     store = await new_store()
     (a, b, c) = await ingested(store, [user("a"), user("b"), user("c")])
+    await store.claim(0, 2)
     await store.mark_in_flight([a, b])
     await store.record([TaskOutcome(a.item_id, 0, State.DONE)])
     await store.close()
@@ -217,7 +227,7 @@ async def test_close_is_idempotent_and_what_was_written_survives(
     again = await open_store(store.location)
     try:
         assert await again.counts() == {"succeeded": 1, "in_flight": 1, "pending": 1}
-        assert await again.in_flight(0) == [b]
+        assert await again.take_over(0) == [b]
         assert await again.check_job({**JOB, "actions": ["suspend"]}) is False
     finally:
         await again.close()
@@ -277,7 +287,7 @@ async def test_rows_done_when_read_are_stored_done_with_their_result(
     await ingested(store, [user("a", result={"UserId": "a", "Email": "a@x"})], ["export"])
     (record,) = [r async for r in store.report_records()]
     assert record.status == "succeeded" and record.result == {"UserId": "a", "Email": "a@x"}
-    assert await store.pending_page(0, 0, 10) == []
+    assert await pending(store) == []
 
 
 async def test_ingest_reads_a_generator_off_the_event_loop(store: CheckpointStore) -> None:
@@ -348,17 +358,18 @@ async def test_pending_pages_go_in_item_order_by_phase_and_account(
         0,
     )
     seen: list[int] = []
-    after = 0
-    while chunk := await store.pending_page(0, after, 3):
+    while chunk := await store.claim(0, 3):  # each claim takes the next ones
         assert len(chunk) <= 3
         seen += [item.item_id for item in chunk]
-        after = chunk[-1].item_id
     assert seen == ids
-    in_acc = await store.pending_page(0, 0, 100, "acc")
-    assert [item.key for item in in_acc] == ["u1", "u3", "u5"]
-    assert [item.key for item in await store.pending_page(0, in_acc[0].item_id, 1, "acc")] == ["u3"]
-    assert [item.phase for item in await store.pending_page(1, 0, 100)] == [1] * 7
-    assert await store.pending_page(2, 0, 100) == []
+    await store.release()
+    in_acc = await store.claim(0, 1, "acc")
+    assert [item.key for item in in_acc] == ["u1"]
+    assert [item.key for item in await store.claim(0, 100, "acc")] == ["u3", "u5"]
+    await store.release()
+    assert [item.key for item in await pending(store, 0, "acc")] == ["u1", "u3", "u5"]
+    assert [item.phase for item in await pending(store, 1)] == [1] * 7
+    assert await pending(store, 2) == []
     assert sorted(await store.accounts_pending(0), key=str) == ["acc", "other"]
 
 
@@ -368,18 +379,43 @@ async def test_work_items_carry_their_fields(store: CheckpointStore) -> None:
     assert bare.fields == {}
 
 
-async def test_in_flight_tasks_leave_the_queue_until_reset(store: CheckpointStore) -> None:
+async def test_in_flight_tasks_are_not_claimed_and_the_next_runner_takes_them_over(
+    new_store: NewStore,
+) -> None:
+    store = await new_store()
     a, b, c = await ingested(store, [user("a"), user("b"), user("c")])
+    assert await store.claim(0, 10) == [a, b, c]
     await store.mark_in_flight([c, a])
-    assert await store.in_flight(0) == [a, c]
-    assert await store.pending_page(0, 0, 10) == [b]
+    await store.release()
+    assert await pending(store) == [b]
     assert await store.phase_counts(0) == {State.IN_FLIGHT: 2, State.PENDING: 1}
     assert await store.accounts_pending(0) == ["acc"]
-    assert await store.reset_in_flight(1) == 0
-    assert await store.reset_in_flight(0) == 2
-    assert await store.in_flight(0) == []
-    assert await store.pending_page(0, 0, 10) == [a, b, c]
-    assert await store.reset_in_flight(0) == 0
+    assert await store.others_busy(0) is False
+    await store.close()  # the run stops with a and c cut off in flight
+    again = await open_store(store.location)
+    try:
+        assert await again.take_over(1) == []
+        assert await again.take_over(0) == [a, c]
+        assert await again.take_over(0) == []
+        assert await pending(again) == [b]  # a and c stay in flight: the taker's to settle
+        await again.mark_in_flight([a, c])
+        await again.record([TaskOutcome(a.item_id, 0, State.DONE)])
+        assert await again.phase_counts(0) == {
+            State.DONE: 1,
+            State.IN_FLIGHT: 1,
+            State.PENDING: 1,
+        }
+    finally:
+        await again.close()
+
+
+async def test_a_one_process_store_renews_and_needs_no_lock_held(store: CheckpointStore) -> None:
+    await ingested(store, [user("a")])
+    if store.shared:
+        pytest.skip("the shared store's leases are tested with several runners")
+    assert await store.renew_lease(0) is True
+    async with store.exclusive("resolve"):
+        assert await store.runners() == []
 
 
 async def test_record_adds_sends_and_keeps_a_result_it_is_not_given(
@@ -394,7 +430,7 @@ async def test_record_adds_sends_and_keeps_a_result_it_is_not_given(
         ]
     )
     await store.record(iter([TaskOutcome(b.item_id, 0, State.DONE, sends=0)]))
-    (again,) = await store.pending_page(0, 0, 10)
+    (again,) = await pending(store)
     assert again.item_id == a.item_id and again.attempts == 3
     records = {r.key: r async for r in store.report_records()}
     assert records["a"].status == "pending" and records["a"].error_code == "Throttled"
@@ -435,7 +471,7 @@ async def test_a_phase_after_a_failure_is_skipped_and_retry_failed_requeues_both
     assert await store.retry_failed() == 1
     assert await store.phase_counts(0) == {State.PENDING: 2, State.DONE: 1, State.REJECTED: 1}
     assert await store.phase_counts(1) == {State.PENDING: 3, State.REJECTED: 1}
-    (retried, *_) = await store.pending_page(0, 0, 10)
+    (retried, *_) = await pending(store)
     assert retried.key == "a" and retried.attempts == 0
     assert await store.retry_failed() == 0
 
@@ -460,7 +496,7 @@ async def test_fail_account_fails_only_that_account_s_unfinished_tasks_of_the_ph
     assert await store.fail_account(0, "acc", "AccountGone", "account acc was deleted") == 2
     counts = await store.phase_counts(0)
     assert counts == {State.FAILED: 2, State.DONE: 1, State.PENDING: 1}
-    assert await store.pending_page(0, 0, 10) == [other]
+    assert await pending(store) == [other]
     assert await store.phase_counts(1) == {State.PENDING: 4}
     assert sorted(await store.last_errors()) == [
         ("a", "AccountGone", "account acc was deleted"),
@@ -497,7 +533,7 @@ async def test_set_user_ids_resolves_items_and_their_account(store: CheckpointSt
     a, b, c = await ingested(store, [email("a@x"), email("b@x"), email("c@x", account=None)])
     await store.set_user_ids([(a.item_id, "ua", None), (c.item_id, "uc", "found")])
     assert await store.unresolved_counts(0) == {"acc": 1}
-    by_key = {item.key: item for item in await store.pending_page(0, 0, 10)}
+    by_key = {item.key: item for item in await pending(store)}
     assert (by_key["a@x"].user_id, by_key["a@x"].account_id) == ("ua", "acc")
     assert (by_key["c@x"].user_id, by_key["c@x"].account_id) == ("uc", "found")
     assert by_key["b@x"].user_id is None
@@ -512,7 +548,7 @@ async def test_a_scanned_directory_resolves_its_account_once(store: CheckpointSt
     assert await store.resolve_from_directory("other", 0) == 0
     assert await store.resolve_from_directory("acc", 0) == 1
     assert await store.unresolved_counts(0) == {"acc": 1, "other": 1}
-    (a, *_) = await store.pending_page(0, 0, 10, "acc")
+    (a, *_) = await pending(store, 0, "acc")
     assert (a.email, a.user_id) == ("a@x", "ua")
     # The account's directory is forgotten: z@x arriving later is not resolved from it.
     changed = {**JOB, "actions": ["suspend"], "input_sha256": "2"}
@@ -642,7 +678,7 @@ async def test_an_empty_store_reads_as_empty(store: CheckpointStore) -> None:
     assert await store.phase_counts(0) == {}
     assert await store.pending_by_account(0) == {}
     assert await store.accounts_pending(0) == []
-    assert await store.in_flight(0) == []
+    assert await store.take_over(0) == []
 
 
 @settings(

@@ -196,15 +196,15 @@ async def test_outcomes_and_in_flight_survive_reopening(tmp_path: Path) -> None:
     store = await open_store(path)
     await store.check_job(JOB)
     await store.ingest(["suspend"], [user(k) for k in "abc"])
-    page = await store.pending_page(0, 0, 10)
+    page = await store.claim(0, 10)
     await store.mark_in_flight(page[:2])
     await store.record([TaskOutcome(page[0].item_id, 0, State.DONE)])
     await store.close()
     store = await open_store(path)
     try:
         assert await store.counts() == {"succeeded": 1, "in_flight": 1, "pending": 1}
-        assert await store.reset_in_flight(0) == 1
-        assert [item.key for item in await store.pending_page(0, 0, 10)] == ["b", "c"]
+        assert [item.key for item in await store.take_over(0)] == ["b"]
+        assert [item.key for item in await store.claim(0, 10)] == ["c"]
         assert await store.total_attempts() == 1
     finally:
         await store.close()
@@ -343,12 +343,11 @@ async def test_a_first_release_checkpoint_is_migrated_and_resumes(tmp_path: Path
             "failed": 1,
             "skipped": 1,
         }
-        (b,) = await store.in_flight(0)
+        (b,) = await store.take_over(0)
         assert (b.key, b.attempts) == ("b", 2)
-        (a,) = await store.in_flight(1)
+        (a,) = await store.take_over(1)
         assert (a.key, a.fields) == ("a", {"license": "Pro"})
-        assert [item.key for item in await store.pending_page(0, 0, 10)] == ["d"]
-        assert await store.reset_in_flight(0) == 1
+        assert [item.key for item in await store.claim(0, 10)] == ["d"]
         await store.mark_in_flight([b])
         await store.record([TaskOutcome(b.item_id, 0, State.DONE, sends=1)])
         assert await store.retry_failed() == 1

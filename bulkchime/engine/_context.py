@@ -12,6 +12,7 @@ from ..actions import ActionSpec, get_action
 from ..constants import COMMAND_LINE
 from ..job import JobSpec
 from ..progress import ProgressBar
+from .lease import Lease
 
 if TYPE_CHECKING:
     from ..budget import RateBudget
@@ -21,14 +22,22 @@ if TYPE_CHECKING:
     from ..store import CheckpointStore
     from .health import Health
 
-__all__ = ["RunContext", "RunOptions", "RunResult"]
+__all__ = ["RunContext", "RunOptions", "RunResult", "new_lease"]
 
 
 @dataclass(frozen=True, slots=True)
 class RunOptions:
     """How to run a job (the command line's side of it)."""
 
+    #: The checkpoint file; with :attr:`checkpoint_url`, where its name comes from (the
+    #: shared job's default name and the report's default place).
     checkpoint: Path
+    #: A shared checkpoint (``postgresql://...?job=NAME``) instead of the file.
+    checkpoint_url: str | None = None
+    #: A shared rate budget (``redis://HOST:PORT/DB?key=NAME``) instead of the process's own.
+    budget_url: str | None = None
+    #: Seconds a runner's claims of a shared checkpoint stay its own without a heartbeat.
+    lease_seconds: float = 30.0
     report: Path | None = None
     dry_run: bool = False
     force: bool = False
@@ -67,6 +76,8 @@ class RunContext:
     health: Health
     client: Client
     lookups: Lookups
+    #: This runner's lease on its claims (made from the store if not given).
+    given_lease: Lease | None = None
     #: The job's phases, in order.
     actions: list[ActionSpec] = field(default_factory=list)
     #: Account ids found for account names.
@@ -78,6 +89,14 @@ class RunContext:
     def __post_init__(self) -> None:
         if not self.actions:
             self.actions = [get_action(name) for name in self.job.actions]
+        if self.given_lease is None:
+            self.given_lease = new_lease(self.store, self.options, self.health)
+
+    @property
+    def lease(self) -> Lease:
+        """This runner's lease on its claims (always valid on a store one process holds)."""
+        assert self.given_lease is not None
+        return self.given_lease
 
     @property
     def source(self) -> str:
@@ -97,3 +116,8 @@ class RunContext:
     def dry_run(self) -> bool:
         """Whether this run only plans."""
         return self.options.dry_run
+
+
+def new_lease(store: CheckpointStore, options: RunOptions, health: Health) -> Lease:
+    """The run's lease on its claims of *store*, publishing what *health* counted."""
+    return Lease(store, options.lease_seconds, lambda: health.finished_this_run, health.fail_job)

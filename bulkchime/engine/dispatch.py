@@ -1,41 +1,68 @@
 """Dispatch: one phase's pending items, batched per account, sent by a pool of workers.
 
-A producer pages pending items out of the store, cuts them into batches of the
-action's size and queues them; ``concurrency`` workers take batches and send them
-(:mod:`.attempt`). Items to retry come back after their backoff and ride in the
-producer's next full batches instead of costing a request of their own. On a stop,
-queued batches stay pending, and requests in flight get a bounded time to finish
-and be recorded.
+A producer claims pending items from the store a page at a time, cuts them into
+batches of the action's size and queues them; ``concurrency`` workers take batches
+and send them (:mod:`.attempt`). It first takes over what a killed run (or a runner
+whose lease lapsed) left in flight, recovered (:mod:`.recovery`). Items to retry
+come back after their backoff and ride in the producer's next full batches instead
+of costing a request of their own. On a stop, queued batches stay pending, and
+requests in flight get a bounded time to finish and be recorded.
+
+On a shared store, when nothing is left to claim, the producer keeps watching the
+phase until no other runner holds any of it, taking over the claims of runners that
+are gone; a phase ends for every runner together.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import structlog
 
 from ..actions import ActionSpec
-from ..errors import AuthError, JobAborted
+from ..errors import AuthError, JobAborted, LeaseLost
 from ..plan import Batch, batches
-from ..store import WorkItem
+from ..store import State, WorkItem
 from ._context import RunContext
 from .attempt import send_batch
 from .progress_events import report_progress
+from .recovery import recover
 from .resolve import PAGE_SIZE
 
-__all__ = ["SHUTDOWN_GRACE_SECONDS", "send_phase"]
+__all__ = ["POLL_SECONDS", "SHUTDOWN_GRACE_SECONDS", "send_phase"]
 
 log = structlog.get_logger("bulkchime")
 
 #: Seconds in-flight requests get to finish after SIGINT/SIGTERM before they are cut off.
 SHUTDOWN_GRACE_SECONDS = 30.0
+#: Seconds between looks at a shared phase that other runners still hold.
+POLL_SECONDS = 0.5
 
 
 async def send_phase(ctx: RunContext, phase: int, action: ActionSpec) -> None:
-    """Send every pending item of *phase*; raise the job's abort, if it aborted."""
-    await _Dispatcher(ctx, phase, action).run()
-    if ctx.health.abort is not None:
-        raise ctx.health.abort
+    """Send every pending item of *phase*; raise the job's abort, if it aborted.
+
+    On a shared store, until every task of the phase is final: a runner whose lease
+    was lost joins again and goes on; claims a pass left pending (sends the lease
+    held back) go back to the pool and are claimed again.
+    """
+    store = ctx.store
+    while True:
+        await _Dispatcher(ctx, phase, action).run()
+        await store.release()
+        if ctx.health.abort is not None:
+            raise ctx.health.abort
+        if ctx.health.stopping or not store.shared:
+            return
+        if ctx.lease.lost.is_set():
+            await ctx.lease.rejoin()
+        elif not _unfinished(await store.phase_counts(phase)):
+            return
+
+
+def _unfinished(counts: Mapping[State, int]) -> bool:
+    return bool(counts.get(State.PENDING) or counts.get(State.IN_FLIGHT))
 
 
 class _Dispatcher:
@@ -59,7 +86,8 @@ class _Dispatcher:
 
     @property
     def stopping(self) -> bool:
-        return self.ctx.health.stopping
+        """The job stops, or this runner lost its claims."""
+        return self.ctx.health.stopping or self.ctx.lease.lost.is_set()
 
     def _settle(self) -> None:
         self.outstanding -= 1
@@ -96,37 +124,66 @@ class _Dispatcher:
 
     async def _produce(self) -> None:
         try:
-            for account_id in await self.ctx.store.accounts_pending(self.phase):
-                await self._produce_account(account_id)
-                if self.stopping:
+            await self._take_over()
+            while not self.stopping:
+                for account_id in await self.ctx.store.accounts_pending(self.phase):
+                    await self._produce_account(account_id)
+                    if self.stopping:
+                        break
+                await self._flush_retry_pool()
+                if not self.ctx.store.shared or not await self._others_busy():
                     break
-            while self.retry_pool and not self.stopping:
-                account_id, items = self.retry_pool.popitem()
-                for batch in batches(self.action, self.phase, account_id, items):
-                    await self._put(batch)
         finally:
             self.producing = False
             if self.outstanding == 0:
                 self.all_done.set()
 
     async def _produce_account(self, account_id: str | None) -> None:
-        after = 0
         while not self.stopping:
-            page = await self.ctx.store.pending_page(self.phase, after, PAGE_SIZE, account_id)
+            page = await self.ctx.store.claim(self.phase, PAGE_SIZE, account_id)
             if not page:
                 return
-            after = page[-1].item_id
-            page = self.retry_pool.pop(account_id, []) + page
-            for batch in batches(self.action, self.phase, account_id, page):
-                if self.stopping:
-                    return
-                await self._put(batch)
+            await self._put_batches(account_id, self.retry_pool.pop(account_id, []) + page)
+
+    async def _put_batches(self, account_id: str | None, items: list[WorkItem]) -> None:
+        for batch in batches(self.action, self.phase, account_id, items):
+            if self.stopping:
+                return
+            await self._put(batch)
+
+    async def _flush_retry_pool(self) -> None:
+        while self.retry_pool and not self.stopping:
+            account_id, items = self.retry_pool.popitem()
+            await self._put_batches(account_id, items)
+
+    async def _take_over(self) -> bool:
+        """Send what runs that are gone left in flight (recovered first); whether any."""
+        taken = await self.ctx.store.take_over(self.phase)
+        by_account: dict[str | None, list[WorkItem]] = {}
+        for item in await recover(self.ctx, self.action, taken):
+            by_account.setdefault(item.account_id, []).append(item)
+        for account_id, items in by_account.items():
+            await self._put_batches(account_id, items)
+        return bool(taken)
+
+    async def _others_busy(self) -> bool:
+        """Whether to keep watching a shared phase: claims of runners that are gone were
+        taken over, or other runners still hold some of it (then wait a little)."""
+        if await self._take_over():
+            return True
+        if not await self.ctx.store.others_busy(self.phase):
+            return False
+        await _first_of(self.ctx.health.stop_event, self.ctx.lease.lost, timeout=POLL_SECONDS)
+        return True
 
     async def _work(self) -> None:
         while (batch := await self.queue.get()) is not None:
             try:
+                await self.ctx.lease.wait_valid()
                 if not self.stopping:
                     await send_batch(self.ctx, batch, self.requeue)
+            except LeaseLost as error:  # another runner holds some of its items now
+                self.ctx.lease.lose(error)
             except (JobAborted, AuthError) as error:  # a look-up while verifying
                 self.ctx.health.fail_job(
                     error if isinstance(error, JobAborted)
@@ -141,7 +198,7 @@ class _Dispatcher:
                 self._settle()
 
     async def _watch_stop(self) -> None:
-        await self.ctx.health.stopped()
+        await _first_of(self.ctx.health.stop_event, self.ctx.lease.lost)
         self.all_done.set()
 
     async def run(self) -> None:
@@ -169,3 +226,13 @@ class _Dispatcher:
             await asyncio.gather(
                 producer, watcher, progress, *self.background, *workers, return_exceptions=True
             )
+
+
+async def _first_of(*events: asyncio.Event, timeout: float | None = None) -> None:
+    """Wait until one of *events* is set, or *timeout* seconds pass."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()

@@ -1,8 +1,9 @@
 """The job's course: ingest, the job's account, then each action phase in order.
 
-Per phase: skip the items the phase before failed, recover what a killed run left in
-flight, check accounts and resolve users, then send (or, in a dry run, stop there:
-the plan is read from the store).
+Per phase: skip the items the phase before failed, check accounts and resolve users
+(one runner at a time, on a shared store: the next finds the work done), then send,
+recovering first what a killed run left in flight (or, in a dry run, stop there: the
+plan is read from the store).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from ._context import RunContext
 from .accounts import check_accounts, resolve_job_account
 from .dispatch import send_phase
 from .ingest import ingest, job_identity
-from .recovery import recover_in_flight
 from .resolve import resolve_users
 
 __all__ = ["plan_lines", "run_phases"]
@@ -55,18 +55,18 @@ async def run_phases(ctx: RunContext) -> None:
 
 
 async def _run_phase(ctx: RunContext, phase: int, action: ActionSpec) -> None:
-    skipped = await ctx.store.skip_after_failed_phase(phase)
-    if skipped:
-        log.info("phase.skipped_items", action=action.name, skipped=skipped)
-    await recover_in_flight(ctx, phase, action)
-    if action.reads_account:
-        return
-    if action.target is Target.USER:
-        # Accounts first, so that look-ups are not spent on a missing or forbidden
-        # account; then again for the accounts that resolution found.
-        await check_accounts(ctx, phase)
-        await resolve_users(ctx, phase, action)
-        await check_accounts(ctx, phase)
+    async with ctx.store.exclusive(f"prepare-{phase}"):
+        skipped = await ctx.store.skip_after_failed_phase(phase)
+        if skipped:
+            log.info("phase.skipped_items", action=action.name, skipped=skipped)
+        if action.reads_account:
+            return
+        if action.target is Target.USER:
+            # Accounts first, so that look-ups are not spent on a missing or forbidden
+            # account; then again for the accounts that resolution found.
+            await check_accounts(ctx, phase)
+            await resolve_users(ctx, phase, action)
+            await check_accounts(ctx, phase)
     if ctx.dry_run:
         return
     log.info("phase.start", action=action.name, phase=phase)

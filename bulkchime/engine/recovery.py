@@ -1,4 +1,5 @@
-"""Recovery: what to do with sends whose answer was lost (a killed run, a timeout).
+"""Recovery: what to do with sends whose answer was lost (a killed run, a lapsed lease,
+a timeout).
 
 Idempotent actions are simply sent again. A non-idempotent one is asked about
 first: its handler checks on the server whether the send took effect (an invited
@@ -17,31 +18,37 @@ from ..store import State, TaskOutcome, WorkItem
 from ._context import RunContext
 from ._gather import map_bounded
 
-__all__ = ["recover_in_flight", "verdict_outcome", "verify"]
+__all__ = ["recover", "verdict_outcome", "verify"]
 
 log = structlog.get_logger("bulkchime")
 
 
-async def recover_in_flight(ctx: RunContext, phase: int, action: ActionSpec) -> None:
-    """Decide what to do with tasks a killed run left ``in_flight``."""
+async def recover(ctx: RunContext, action: ActionSpec, items: Sequence[WorkItem]) -> list[WorkItem]:
+    """Decide what to do with tasks left ``in_flight`` (by a killed run, or a runner whose
+    lease lapsed, now this runner's); return those to send.
+
+    Idempotent ones are all sent again. The others are verified: those that took
+    effect are recorded done (or failed), and only those that did not are sent.
+    """
+    if not items:
+        return []
     if action.idempotent:
-        reset = await ctx.store.reset_in_flight(phase)
-        if reset:
-            log.info("recover.resend", action=action.name, items=reset)
-        return
-    items = await ctx.store.in_flight(phase)
+        log.info("recover.resend", action=action.name, items=len(items))
+        return list(items)
     verdicts = await verify(ctx, action, items)
     outcomes = [
-        verdict_outcome(item, verdict) for item, verdict in zip(items, verdicts, strict=True)
+        verdict_outcome(item, verdict)
+        for item, verdict in zip(items, verdicts, strict=True)
+        if verdict is not None
     ]
-    if outcomes:
-        await ctx.store.record(outcomes)
-        log.info(
-            "recover.verified",
-            action=action.name,
-            items=len(outcomes),
-            already_done=sum(o.state is State.DONE for o in outcomes),
-        )
+    await ctx.store.record(outcomes)
+    log.info(
+        "recover.verified",
+        action=action.name,
+        items=len(items),
+        already_done=sum(o.state is State.DONE for o in outcomes),
+    )
+    return [item for item, verdict in zip(items, verdicts, strict=True) if verdict is None]
 
 
 async def verify(

@@ -31,7 +31,7 @@ from ..lookups import Lookups
 from ..plan import plan_text
 from ..report import Summary, write_report
 from ..store import CheckpointStore, open_store
-from ._context import RunContext, RunOptions, RunResult
+from ._context import RunContext, RunOptions, RunResult, new_lease
 from .health import Health
 from .phases import plan_lines, run_phases
 from .signals import Interrupts
@@ -56,17 +56,27 @@ def run_job(job: JobSpec, options: RunOptions) -> RunResult:
 
 
 def default_report_path(checkpoint_path: Path) -> Path:
-    """``<checkpoint stem>.report.jsonl`` beside the checkpoint."""
-    stem = checkpoint_path.name.removesuffix(".sqlite").removesuffix(".ckpt")
-    return checkpoint_path.with_name(stem + ".report.jsonl")
+    """``<checkpoint stem>.report.jsonl`` beside the checkpoint (for a shared checkpoint,
+    beside where the file would be: each runner writes the whole job's report)."""
+    return checkpoint_path.with_name(_job_name(checkpoint_path) + ".report.jsonl")
 
 
-def open_budget(limits: Limits) -> RateBudget:
-    """The job's rate budget: in-process, starting at (and capped by) the job's rate."""
+def _job_name(checkpoint_path: Path) -> str:
+    """A shared job's default name: the default checkpoint's stem."""
+    return checkpoint_path.name.removesuffix(".sqlite").removesuffix(".ckpt")
+
+
+async def open_budget(limits: Limits, url: str | None = None) -> RateBudget:
+    """The job's rate budget, starting at (and capped by) the job's rate: in-process, or
+    shared through Redis at *url*."""
     rate = limits.rate
     # A quarter second of burst, not the server's full second: a fresh bucket must not
     # overrun a server bucket someone else has half spent (benchmarks.rate).
     burst = limits.burst or (client_burst(rate) if rate else DEFAULT_BURST)
+    if url is not None:
+        from ..budget.redis import RedisBudget
+
+        return await RedisBudget.connect(url, rate=rate or DEFAULT_RATE, burst=burst, ceiling=rate)
     return LocalBudget(rate or DEFAULT_RATE, burst, ceiling=rate)
 
 
@@ -78,8 +88,11 @@ async def _run(job: JobSpec, options: RunOptions, interrupts: Interrupts | None)
                 return await _dry_run(job, options, store)
             finally:
                 await store.close()
-    created = not options.checkpoint.exists()
-    store = await open_store(options.checkpoint)
+    location = options.checkpoint_url or options.checkpoint
+    created = options.checkpoint_url is None and not options.checkpoint.exists()
+    store = await open_store(
+        location, lease_seconds=options.lease_seconds, default_job=_job_name(options.checkpoint)
+    )
     discard = False
     try:
         return await _real_run(job, options, store, interrupts)
@@ -95,8 +108,10 @@ async def _run(job: JobSpec, options: RunOptions, interrupts: Interrupts | None)
 async def _session(
     job: JobSpec, options: RunOptions, store: CheckpointStore, health: Health, stats: RequestStats
 ) -> AsyncIterator[RunContext]:
-    """The run's context, with its budget and client open."""
-    budget = open_budget(job.limits)
+    """The run's context, with its budget, client and lease open."""
+    budget = await open_budget(job.limits, None if options.dry_run else options.budget_url)
+    lease = new_lease(store, options, health)
+    lease.start()
     try:
         async with open_client(
             region=job.region,
@@ -105,10 +120,11 @@ async def _session(
             concurrency=job.limits.concurrency,
             timeout=job.limits.timeout,
         ) as raw:
-            client = Client(raw, budget, stats, health.stop_event)
+            client = Client(raw, budget, stats, health.stop_event, lease.valid)
             lookups = Lookups(client, max_attempts=job.limits.max_attempts, sleep=health.sleep)
-            yield RunContext(job, options, store, budget, stats, health, client, lookups)
+            yield RunContext(job, options, store, budget, stats, health, client, lookups, lease)
     finally:
+        await lease.stop()
         await budget.close()
 
 
@@ -173,7 +189,7 @@ async def _wrap_up(
     for line in summary.lines():
         options.out(line)
     options.out(f"report: {report_path}")
-    options.out(f"checkpoint: {options.checkpoint}")
+    options.out(f"checkpoint: {store.location}")
     if exit_code == EXIT_INTERRUPTED:
         options.out("interrupted: run the same command again to resume")
     if message:

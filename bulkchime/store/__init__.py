@@ -18,6 +18,7 @@ from ._models import (
     STATUS_ORDER,
     ItemRecord,
     ReportRecord,
+    RunnerInfo,
     State,
     TaskOutcome,
     WorkItem,
@@ -31,6 +32,7 @@ __all__ = [
     "CheckpointStore",
     "ItemRecord",
     "ReportRecord",
+    "RunnerInfo",
     "SQLiteStore",
     "State",
     "TaskOutcome",
@@ -41,7 +43,13 @@ __all__ = [
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-async def open_store(location: str | os.PathLike[str], *, lock: bool = True) -> CheckpointStore:
+async def open_store(
+    location: str | os.PathLike[str],
+    *,
+    lock: bool = True,
+    lease_seconds: float = 30.0,
+    default_job: str | None = None,
+) -> CheckpointStore:
     """Open the checkpoint at *location*: today a file path, opened as an :class:`SQLiteStore`.
 
     *lock* takes the checkpoint for this run (a second live run gets

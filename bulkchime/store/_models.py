@@ -16,6 +16,7 @@ __all__ = [
     "STATUS_ORDER",
     "ItemRecord",
     "ReportRecord",
+    "RunnerInfo",
     "State",
     "TaskOutcome",
     "WorkItem",
@@ -133,3 +134,18 @@ class ReportRecord:
         if self.result:
             record["result"] = dict(self.result)
         return record
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerInfo:
+    """One process that worked on a shared job, as ``bulkchime status`` shows it."""
+
+    runner_id: str
+    host: str
+    pid: int
+    #: ``running``, ``lapsed`` (its lease ran out; taken over) or ``left`` (it stopped).
+    state: str
+    #: Seconds since its last heartbeat, on the store's clock.
+    heartbeat_age: float
+    #: Tasks it has brought to a final outcome.
+    items_done: int

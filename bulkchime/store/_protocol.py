@@ -7,6 +7,11 @@ after, so a run killed at any instant can be resumed: ``done``, ``failed``,
 ``in_flight`` ones are re-sent (idempotent actions) or checked against the server
 first (the others).
 
+Several processes (runners) may work on one job when the store is ``shared`` (a
+database server): each claims the pending tasks it will send, holds them under a
+lease it renews, and takes over the claims of runners whose lease lapsed. A store
+one process holds alone (SQLite, locked) keeps the same methods, trivially.
+
 Every method is a coroutine, so that a store may live in another process (a
 database server) or off the event loop (SQLite, on a thread of its own). Each
 call that writes is one transaction: when it returns, what it wrote survives the
@@ -19,9 +24,10 @@ To add a backend, implement :class:`CheckpointStore` and run the contract suite
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol, runtime_checkable
 
-from ._models import ItemRecord, ReportRecord, State, TaskOutcome, WorkItem
+from ._models import ItemRecord, ReportRecord, RunnerInfo, State, TaskOutcome, WorkItem
 
 __all__ = ["CheckpointStore"]
 
@@ -94,27 +100,22 @@ class CheckpointStore(Protocol):
         """Distinct account ids with tasks of *phase* still pending or in flight."""
         ...
 
-    async def pending_page(
-        self, phase: int, after_item: int, limit: int, account_id: str | None = None
-    ) -> list[WorkItem]:
-        """Up to *limit* pending tasks of *phase* (of *account_id*, if given) with an item id
-        above *after_item*, in item order."""
-        ...
-
-    async def in_flight(self, phase: int) -> list[WorkItem]:
-        """Every task of *phase* left ``in_flight`` (by a run that died), in item order."""
-        ...
-
     async def mark_in_flight(self, items: Sequence[WorkItem]) -> None:
-        """Commit the intent to send *items* (before the request goes out)."""
+        """Commit the intent to send *items* (before the request goes out).
+
+        A shared store raises :class:`~bulkchime.errors.LeaseLost`, writing nothing,
+        when any of them is no longer this runner's (its lease lapsed and another
+        runner took them over): they must not be sent.
+        """
         ...
 
     async def record(self, outcomes: Iterable[TaskOutcome]) -> None:
-        """Commit outcomes: state, error, message, result (kept if ``None``), attempts += sends."""
-        ...
+        """Commit outcomes: state, error, message, result (kept if ``None``), attempts += sends.
 
-    async def reset_in_flight(self, phase: int) -> int:
-        """Return *phase*'s in-flight tasks to pending (idempotent actions); how many."""
+        A shared store applies only those of tasks this runner still holds (a task taken
+        over by another runner is that runner's to record); a pending outcome keeps the
+        task this runner's claim (it is retried by this runner) until :meth:`release`.
+        """
         ...
 
     async def skip_after_failed_phase(self, phase: int) -> int:
@@ -129,6 +130,69 @@ class CheckpointStore(Protocol):
 
     async def fail_account(self, phase: int, account_id: str, code: str, message: str) -> int:
         """Fail every unfinished task of *phase* in *account_id*; how many."""
+        ...
+
+    # -- claims: who sends what (several runners may share a job) --------------------
+
+    #: Whether other processes may work on this job at the same time, so that claims,
+    #: leases and take-overs matter; ``False`` for a store one process holds alone.
+    shared: bool
+
+    async def claim(
+        self, phase: int, limit: int, account_id: str | None = None
+    ) -> list[WorkItem]:
+        """Take up to *limit* pending tasks of *phase* (of *account_id*, if given) that no
+        runner holds, for this runner, in item order.
+
+        A claimed task is this runner's until its outcome is final or it is released;
+        no other runner's :meth:`claim` returns it meanwhile. A store one process holds
+        hands each pending task out once per sweep: when a claim comes back empty, the
+        next one starts over.
+        """
+        ...
+
+    async def take_over(self, phase: int) -> list[WorkItem]:
+        """Claim what runners that are gone left of *phase*, and return its in-flight tasks.
+
+        Their pending claims go back to the pool (for :meth:`claim`); their tasks left
+        ``in_flight`` become this runner's and are returned, to be re-sent (idempotent
+        actions) or verified (the others), as after a crash. A runner is gone when its
+        lease lapsed or it left with requests cut off. A store one process holds returns
+        the tasks a killed run left in flight, on the first call per phase only.
+        """
+        ...
+
+    async def release(self) -> None:
+        """Return this runner's claimed tasks that are still pending to the pool."""
+        ...
+
+    async def others_busy(self, phase: int) -> bool:
+        """Whether tasks of *phase* are unfinished outside this runner's claims (held by
+        another runner, alive or not yet taken over); always ``False`` unless shared."""
+        ...
+
+    async def renew_lease(self, items_done: int) -> bool:
+        """Renew this runner's lease (the heartbeat) and publish *items_done*.
+
+        ``False`` when the lease was lost: it lapsed and other runners may have taken
+        over its claims, so nothing more may be sent for them (:meth:`rejoin` first).
+        A store one process holds always renews. Raises when the store cannot be
+        reached (the caller retries until its lease would lapse).
+        """
+        ...
+
+    async def rejoin(self) -> None:
+        """After a lost lease: join the job again as a new runner, holding nothing."""
+        ...
+
+    def exclusive(self, name: str) -> AbstractAsyncContextManager[None]:
+        """Hold the job-wide lock *name* for a block that one runner at a time should run
+        (resolving users: the second runner finds the work done). Other runners of the
+        job wait for it; a store one process holds has nobody to wait for."""
+        ...
+
+    async def runners(self) -> list[RunnerInfo]:
+        """The processes that have worked on this job, newest first (empty unless shared)."""
         ...
 
     # -- resolution (emails to user ids, users to accounts) ---------------------------

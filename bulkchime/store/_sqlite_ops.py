@@ -232,13 +232,13 @@ def accounts_pending(db: Connection, phase: int) -> list[str | None]:
 def pending_page(
     db: Connection, phase: int, after_item: int, limit: int, account_id: str | None
 ) -> list[WorkItem]:
-    """See :meth:`CheckpointStore.pending_page`."""
+    """Pending tasks of *phase* after *after_item* (see :meth:`CheckpointStore.claim`)."""
     args = (phase, after_item, account_id, account_id, limit)
     return [sql.work_item(row) for row in db.execute(sql.PENDING_PAGE, args)]
 
 
 def in_flight(db: Connection, phase: int) -> list[WorkItem]:
-    """See :meth:`CheckpointStore.in_flight`."""
+    """Tasks of *phase* in flight (see :meth:`CheckpointStore.take_over`)."""
     return [sql.work_item(row) for row in db.execute(sql.IN_FLIGHT, (phase,))]
 
 
@@ -267,11 +267,6 @@ def record(db: Connection, outcomes: Iterable[TaskOutcome]) -> None:
     ]
     with transaction(db):
         db.executemany(sql.RECORD, rows)
-
-
-def reset_in_flight(db: Connection, phase: int) -> int:
-    """See :meth:`CheckpointStore.reset_in_flight`."""
-    return _update(db, sql.RESET_IN_FLIGHT, phase)
 
 
 def skip_after_failed_phase(db: Connection, phase: int) -> int:

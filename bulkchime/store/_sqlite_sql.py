@@ -139,7 +139,6 @@ RECORD = (
     "result = coalesce(?, result), attempts = attempts + ?, updated = ? "
     "WHERE item_id = ? AND phase = ?"
 )
-RESET_IN_FLIGHT = "UPDATE tasks SET state = 'pending' WHERE phase = ? AND state = 'in_flight'"
 SKIP_AFTER_FAILED_PHASE = (
     "UPDATE tasks SET state = 'skipped', error_code = 'PreviousPhaseFailed', "
     "message = 'not sent: ' || prev.action || ' ' || prev.state "

@@ -21,13 +21,14 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..errors import JobError
 from . import _sqlite_ops as ops
 from ._lock import LockFile, lock_holder, lock_path
-from ._models import ItemRecord, ReportRecord, State, TaskOutcome, WorkItem
+from ._models import ItemRecord, ReportRecord, RunnerInfo, State, TaskOutcome, WorkItem
 from ._sqlite_schema import NOT_A_CHECKPOINT_HINT, check_header, not_a_checkpoint, prepare
 from ._sqlite_sql import Connection
 
@@ -60,6 +61,9 @@ class SQLiteStore:
         self._executor = executor
         self._lock = lock
         self._ingester = ops.Ingester()
+        #: Per (phase, account): the last item id :meth:`claim` handed out this sweep.
+        self._claimed_up_to: dict[tuple[int, str | None], int] = {}
+        self._taken_over: set[int] = set()
         self._closed = False
 
     @classmethod
@@ -213,16 +217,6 @@ class SQLiteStore:
         """Accounts with tasks of *phase* pending or in flight."""
         return await self._read(ops.accounts_pending, phase)
 
-    async def pending_page(
-        self, phase: int, after_item: int, limit: int, account_id: str | None = None
-    ) -> list[WorkItem]:
-        """A page of pending tasks of *phase*, in item order."""
-        return await self._read(ops.pending_page, phase, after_item, limit, account_id)
-
-    async def in_flight(self, phase: int) -> list[WorkItem]:
-        """Tasks of *phase* left in flight, in item order."""
-        return await self._read(ops.in_flight, phase)
-
     async def mark_in_flight(self, items: Sequence[WorkItem]) -> None:
         """Commit the intent to send *items*."""
         await self._write(ops.mark_in_flight, items)
@@ -230,10 +224,6 @@ class SQLiteStore:
     async def record(self, outcomes: Iterable[TaskOutcome]) -> None:
         """Commit outcomes."""
         await self._write(ops.record, outcomes)
-
-    async def reset_in_flight(self, phase: int) -> int:
-        """In-flight tasks of *phase* back to pending; how many."""
-        return await self._write(ops.reset_in_flight, phase)
 
     async def skip_after_failed_phase(self, phase: int) -> int:
         """Skip tasks of *phase* after a failed or rejected previous phase; how many."""
@@ -246,6 +236,57 @@ class SQLiteStore:
     async def fail_account(self, phase: int, account_id: str, code: str, message: str) -> int:
         """Fail every unfinished task of *phase* in *account_id*; how many."""
         return await self._write(ops.fail_account, phase, account_id, code, message)
+
+    # -- claims: one process holds the file, so they are a cursor ---------------------------
+
+    #: One process holds an SQLite checkpoint (its lock): nobody else claims or takes over.
+    shared = False
+
+    async def claim(
+        self, phase: int, limit: int, account_id: str | None = None
+    ) -> list[WorkItem]:
+        """The next *limit* pending tasks of *phase* (of *account_id*) this sweep has not
+        handed out; an empty answer ends the sweep, and the next claim starts over."""
+        cursor = (phase, account_id)
+        after = self._claimed_up_to.get(cursor, 0)
+        page = await self._read(ops.pending_page, phase, after, limit, account_id)
+        if page:
+            self._claimed_up_to[cursor] = page[-1].item_id
+        else:
+            self._claimed_up_to.pop(cursor, None)
+        return page
+
+    async def take_over(self, phase: int) -> list[WorkItem]:
+        """What a killed run left in flight in *phase*: on the first call per phase only
+        (later, tasks in flight are this run's own)."""
+        if phase in self._taken_over:
+            return []
+        self._taken_over.add(phase)
+        return await self._read(ops.in_flight, phase)
+
+    async def release(self) -> None:
+        """Start every sweep over: pending tasks are handed out again."""
+        self._claimed_up_to.clear()
+
+    async def others_busy(self, phase: int) -> bool:
+        """Never: nobody else works on this checkpoint."""
+        return False
+
+    async def renew_lease(self, items_done: int) -> bool:
+        """Always: the file lock, not a lease, keeps this run's claims its own."""
+        return True
+
+    async def rejoin(self) -> None:
+        """Nothing to do: the lease is never lost."""
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """Nobody to wait for."""
+        yield
+
+    async def runners(self) -> list[RunnerInfo]:
+        """None: ``holder`` names the one process."""
+        return []
 
     # -- resolution ------------------------------------------------------------------------
 
