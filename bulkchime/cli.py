@@ -23,9 +23,9 @@ __all__ = ["main"]
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _run_options(fn: _F) -> _F:
-    """Add the options shared by ``run`` and every ad-hoc action command."""
-    options = [
+def _where_options() -> list[Callable[[_F], _F]]:
+    """Where the job's state lives: the checkpoint, and the budget shared with other jobs."""
+    return [
         click.option(
             "--checkpoint",
             metavar="PATH|URL",
@@ -41,12 +41,19 @@ def _run_options(fn: _F) -> _F:
         ),
         click.option(
             "--lease",
+            metavar="SECONDS",
             type=click.FloatRange(min=1.0),
             default=30.0,
             show_default=True,
             help="Seconds a runner's claims of a shared checkpoint stay its own without a "
             "heartbeat; then other runners take them over.",
         ),
+    ]
+
+
+def _run_options(fn: _F) -> _F:
+    """Add the options shared by ``run`` and every ad-hoc action command."""
+    options = _where_options() + [
         click.option(
             "--report",
             type=click.Path(dir_okay=False, path_type=Path),

@@ -21,14 +21,14 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..errors import JobError
 from . import _sqlite_ops as ops
 from ._lock import LockFile, lock_holder, lock_path
-from ._models import ItemRecord, ReportRecord, RunnerInfo, State, TaskOutcome, WorkItem
+from ._models import ItemRecord, ReportRecord, State, TaskOutcome, WorkItem
+from ._one_process import OneProcess
 from ._sqlite_schema import NOT_A_CHECKPOINT_HINT, check_header, not_a_checkpoint, prepare
 from ._sqlite_sql import Connection
 
@@ -44,7 +44,7 @@ BUSY_TIMEOUT_MS = 5000
 REPORT_PAGE_SIZE = 2000
 
 
-class SQLiteStore:
+class SQLiteStore(OneProcess):
     """A checkpoint in an SQLite file; implements :class:`~bulkchime.store.CheckpointStore`.
 
     Open it with ``await SQLiteStore.open(path)`` (or :func:`~bulkchime.store.open_store`)
@@ -239,9 +239,6 @@ class SQLiteStore:
 
     # -- claims: one process holds the file, so they are a cursor ---------------------------
 
-    #: One process holds an SQLite checkpoint (its lock): nobody else claims or takes over.
-    shared = False
-
     async def claim(
         self, phase: int, limit: int, account_id: str | None = None
     ) -> list[WorkItem]:
@@ -267,26 +264,6 @@ class SQLiteStore:
     async def release(self) -> None:
         """Start every sweep over: pending tasks are handed out again."""
         self._claimed_up_to.clear()
-
-    async def others_busy(self, phase: int) -> bool:
-        """Never: nobody else works on this checkpoint."""
-        return False
-
-    async def renew_lease(self, items_done: int) -> bool:
-        """Always: the file lock, not a lease, keeps this run's claims its own."""
-        return True
-
-    async def rejoin(self) -> None:
-        """Nothing to do: the lease is never lost."""
-
-    @asynccontextmanager
-    async def exclusive(self, name: str) -> AsyncIterator[None]:
-        """Nobody to wait for."""
-        yield
-
-    async def runners(self) -> list[RunnerInfo]:
-        """None: ``holder`` names the one process."""
-        return []
 
     # -- resolution ------------------------------------------------------------------------
 
