@@ -23,6 +23,7 @@ from bulkchime.actions import ActionSpec, Target, get_action
 from bulkchime.constants import LICENSES
 from bulkchime.errors import InputError
 from bulkchime.job import InputSpec, JobSpec, Limits, _endpoint_problem, _limit_problem
+from bulkchime.lookups import USER_FILTERS, USER_TYPES
 from bulkchime.sources import KEYS, read_source
 
 __all__ = ["JobChecker"]
@@ -36,12 +37,21 @@ _SECTION_KEYS: Final[Mapping[str, tuple[str, ...]]] = {
 }
 #: ``input.query`` filters and the values each accepts.
 _QUERY_FILTERS: Final[Mapping[str, tuple[str, ...]]] = {
-    "license": LICENSES,
-    "registration_status": ("Unregistered", "Registered", "Suspended"),
-    "invitation_status": ("Pending", "Accepted", "Failed"),
+    name: values for name, (_, values) in USER_FILTERS.items()
 }
 _BOOLEAN_PARAMS: Final = ("disable_remote_control", "enable_dial_out")
-_PARAM_EXAMPLES: Final[Mapping[str, str]] = {"license": '"Pro"', "name": '"Example Corp"'}
+#: Parameters that take one of a few values, and those values.
+_CHOICE_PARAMS: Final[Mapping[str, tuple[str, ...]]] = {
+    "license": LICENSES,
+    "default_license": LICENSES,
+    "user_type": USER_TYPES,
+}
+_PARAM_EXAMPLES: Final[Mapping[str, str]] = {
+    "license": '"Pro"',
+    "name": '"Example Corp"',
+    "default_license": '"Basic"',
+    "user_type": '"SharedDevice"',
+}
 _NAME_MAX = 100
 
 
@@ -328,9 +338,7 @@ class _InputChecker(_Checks):
     ) -> dict[str, Any]:
         allowed: list[str] = []
         for spec in specs:
-            allowed += [
-                p for p in spec.params if p not in allowed
-            ]
+            allowed += [p for p in spec.params if p not in allowed]
         names = " and ".join(spec.name for spec in specs)
         params: dict[str, Any] = {}
         for name, value in table.items():
@@ -348,24 +356,27 @@ class _InputChecker(_Checks):
                     f"unknown parameter. HINT: {hint}{names} takes {', '.join(allowed)}",
                 )
             params[name] = self.param(dotted, name, value)
-        missing = [
-            (spec, name) for spec in specs for name in spec.required_params if name not in params
+        # Each required parameter, and each action's one_of_params, must be given.
+        groups: list[tuple[ActionSpec, tuple[str, ...]]] = [
+            (spec, (name,)) for spec in specs for name in spec.required_params
         ]
+        groups += [(spec, spec.one_of_params) for spec in specs if spec.one_of_params]
+        missing = [(spec, group) for spec, group in groups if not any(p in params for p in group)]
         columns = _input_columns(input_spec) if missing else frozenset()
-        for spec, name in missing:
-            if columns is None or name in columns:
+        for spec, group in missing:
+            if columns is None or any(p in columns for p in group):
                 continue  # the rows carry it (stdin's rows are checked one by one)
-            example = _PARAM_EXAMPLES.get(name, '"..."')
+            first, example = group[0], _PARAM_EXAMPLES.get(group[0], '"..."')
             self.fail(
-                f"params.{name}",
-                f"is missing: {spec.name} needs a {name}. HINT: add {name} = {example} "
-                f"under [params], or a {name!r} column to the input",
+                f"params.{first}",
+                f"is missing: {spec.name} needs a {' or a '.join(group)}. HINT: add {first} = "
+                f"{example} under [params], or a {first!r} column to the input",
             )
         return params
 
     def param(self, dotted: str, name: str, value: object) -> Any:
-        if name == "license":
-            return self.choice(dotted, value, LICENSES)
+        if name in _CHOICE_PARAMS:
+            return self.choice(dotted, value, _CHOICE_PARAMS[name])
         if name in _BOOLEAN_PARAMS:
             if not isinstance(value, bool):
                 self.fail(dotted, f"must be true or false, got {show(value)}")

@@ -281,7 +281,7 @@ def _action_params(spec: ActionSpec) -> list[click.Parameter]:
                 type=(str, str),
                 metavar="FIELD VALUE",
                 help="Select users from the account instead of a file: license, "
-                "registration_status or invitation_status (repeatable).",
+                "registration_status, invitation_status or user_type (repeatable).",
             )
         )
     for param in spec.params:

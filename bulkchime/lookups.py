@@ -1,4 +1,5 @@
-"""Read-only look-ups: users by email, pages of an account's users, accounts by name.
+"""Read-only look-ups: users by email, pages of an account's users, accounts by name,
+and the filters (``input.query``, ``--where``) that select users from an account.
 
 The functions take anything with the client's ``call`` (:class:`Caller`) and send
 each request once. :class:`Lookups` is what the engine's stages use: the same
@@ -17,9 +18,12 @@ import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from .backoff import backoff_wait
+from .constants import LICENSES
 from .errors import ApiError, JobAborted, PermanentError, RetryableError
 
 __all__ = [
+    "USER_FILTERS",
+    "USER_TYPES",
     "Caller",
     "Lookups",
     "credentials_work",
@@ -27,6 +31,7 @@ __all__ = [
     "get_account",
     "list_accounts",
     "records_with_id",
+    "user_matches",
     "users_page",
 ]
 
@@ -36,6 +41,22 @@ log = structlog.get_logger("bulkchime")
 
 #: Users per ListUsers page (the model's maximum).
 USERS_PER_PAGE = 200
+
+#: User types (the current model's ``UserType`` enum).
+USER_TYPES: tuple[str, ...] = ("PrivateUser", "SharedDevice")
+
+#: ``input.query`` / ``--where`` filters: the ``User`` member each compares, and its values.
+USER_FILTERS: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "license": ("LicenseType", LICENSES),
+    "registration_status": ("UserRegistrationStatus", ("Unregistered", "Registered", "Suspended")),
+    "invitation_status": ("UserInvitationStatus", ("Pending", "Accepted", "Failed")),
+    "user_type": ("UserType", USER_TYPES),
+}
+
+
+def user_matches(user: Mapping[str, Any], query: Mapping[str, str]) -> bool:
+    """Whether *user* (a ``User`` of ListUsers) passes every filter of *query*."""
+    return all(str(user.get(USER_FILTERS[name][0])) == value for name, value in query.items())
 
 
 class Caller(Protocol):
@@ -65,10 +86,13 @@ async def find_user(caller: Caller, account_id: str, email: str) -> dict[str, An
 
 
 async def users_page(
-    caller: Caller, account_id: str, token: str | None = None
+    caller: Caller, account_id: str, token: str | None = None, *, user_type: str | None = None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of *account_id*'s users, and the token of the next page."""
+    """One page of *account_id*'s users (of *user_type* only, when given: the service
+    filters them), and the token of the next page."""
     params: dict[str, Any] = {"AccountId": account_id, "MaxResults": USERS_PER_PAGE}
+    if user_type:
+        params["UserType"] = user_type
     if token:
         params["NextToken"] = token
     response = await caller.call("ListUsers", **params)
@@ -152,11 +176,15 @@ class Lookups:
         """:func:`get_account`, retried."""
         return await self._retried(get_account, self.caller, account_id)
 
-    async def users(self, account_id: str) -> AsyncIterator[dict[str, Any]]:
-        """Every user of *account_id*, each page retried."""
+    async def users(
+        self, account_id: str, *, user_type: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every user of *account_id* (of *user_type* only, when given), each page retried."""
         token: str | None = None
         while True:
-            users, token = await self._retried(users_page, self.caller, account_id, token)
+            users, token = await self._retried(
+                users_page, self.caller, account_id, token, user_type=user_type
+            )
             for user in users:
                 yield user
             if not token:

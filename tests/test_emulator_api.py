@@ -328,22 +328,25 @@ async def test_batch_update_user_sets_licenses(chime: Any, emulator: RunningEmul
     assert emulator.stats()["effects"]["BatchUpdateUser"] == {"total": 3, "distinct": 3}
 
 
-async def test_update_user_sets_license_and_ignores_newer_members(
+async def test_update_user_sets_license_user_type_and_alexa_metadata(
     chime: Any, emulator: RunningEmulator
 ) -> None:
     account_id = await first_account(emulator)
     user_id = emulator.state.users(account_id)[0].user_id
-    # UserType and AlexaForBusinessMetadata are newer than the seed model: ignored.
+    # UserType and AlexaForBusinessMetadata are newer than the seed model; current SDKs
+    # send them, and the emulator serves them as botocore's current model defines them.
     answer = await chime.update_user(
         AccountId=account_id,
         UserId=user_id,
         LicenseType="Basic",
-        UserType="PrivateUser",
+        UserType="SharedDevice",
         AlexaForBusinessMetadata={"IsAlexaForBusinessEnabled": False},
     )
     assert answer["User"]["LicenseType"] == "Basic"
+    assert answer["User"]["UserType"] == "SharedDevice"
+    assert answer["User"]["AlexaForBusinessMetadata"] == {"IsAlexaForBusinessEnabled": False}
     user = emulator.state.get_user(account_id, user_id)
-    assert user is not None and user.license_type == "Basic"
+    assert user is not None and (user.license_type, user.user_type) == ("Basic", "SharedDevice")
 
 
 async def test_logout_and_reset_pin(chime: Any, emulator: RunningEmulator) -> None:
@@ -469,6 +472,21 @@ async def test_model_validation_errors(chime: Any, emulator: RunningEmulator) ->
         "settings type": lambda: chime.update_account_settings(
             AccountId=account_id, AccountSettings={"EnableDialOut": "yes"}
         ),
+        "user type": lambda: chime.update_user(
+            AccountId=account_id, UserId=user_id, UserType="Kiosk"
+        ),
+        "item user type": lambda: chime.batch_update_user(
+            AccountId=account_id, UpdateUserRequestItems=[{"UserId": user_id, "UserType": "X"}]
+        ),
+        "user type filter": lambda: chime.list_users(AccountId=account_id, UserType="Bogus"),
+        "default license": lambda: chime.update_account(
+            AccountId=account_id, DefaultLicense="Gold"
+        ),
+        "alexa type": lambda: chime.update_user(
+            AccountId=account_id,
+            UserId=user_id,
+            AlexaForBusinessMetadata={"IsAlexaForBusinessEnabled": "yes"},
+        ),
     }
     for name, call in bad_calls.items():
         with pytest.raises(chime.exceptions.BadRequestException) as info:
@@ -481,6 +499,7 @@ async def test_model_validation_errors(chime: Any, emulator: RunningEmulator) ->
     ]
     user = emulator.state.get_user(account_id, user_id)
     assert user is not None and user.license_type != "Gold"
+    assert user.user_type == "PrivateUser" and user.alexa_for_business is None
 
 
 async def test_messages_do_not_echo_sensitive_values(chime: Any, emulator: RunningEmulator) -> None:

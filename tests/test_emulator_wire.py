@@ -164,8 +164,29 @@ async def test_unknown_routes_are_json_404s(
         ("GET", f"/accounts/{account}/users/u1/extra"),
     ]:
         answer = await send(http, method, emulator.url + path)
-        assert_error(answer, 404, "NotFoundException", "NotFound")
+        # Not NotFound: that is the code of a missing account or user.
+        assert_error(answer, 404, "UnknownOperationException", "UnknownOperation")
+        assert answer.json["Message"].startswith(f"No Chime operation matches {method} /")
+        assert "serves only the 16 operations of the seed model" in answer.json["Message"]
     assert sum(emulator.stats()["requests"].values()) == 0  # nothing routed
+
+
+async def test_operations_not_served_are_named(
+    http: aiohttp.ClientSession, emulator: RunningEmulator
+) -> None:
+    account = emulator.state.account_ids()[0]
+    for method, path, operation in [
+        ("GET", "/phone-numbers", "ListPhoneNumbers"),
+        ("POST", f"/accounts/{account}/users?operation=create", "CreateUser"),
+        ("GET", "/search?type=phone-numbers", "SearchAvailablePhoneNumbers"),
+        ("PUT", f"/accounts/{account}/users/u1/settings", "UpdateUserSettings"),
+    ]:
+        answer = await send(http, method, emulator.url + path)
+        assert_error(answer, 404, "UnknownOperationException", "UnknownOperation")
+        message = answer.json["Message"]
+        assert message.startswith(f"{operation} is not served: this emulator serves only the 16")
+        assert "BatchSuspendUser" in message and "UpdateUser." in message
+    assert sum(emulator.stats()["requests"].values()) == 0
 
 
 async def test_bad_bodies_are_400s_not_500s(http: aiohttp.ClientSession) -> None:

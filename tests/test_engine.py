@@ -640,3 +640,102 @@ def test_invite_into_an_enterprise_account_is_a_job_error(
     assert result.exit_code == 2
     assert "invite needs a Team account" in result.stderr and "EnterpriseLWA" in result.stderr
     assert mutations(emulator.stats()) == 0
+
+
+def test_a_job_selects_shared_devices_and_changes_them(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    account = _account(emulator)
+    shared = {u.user_id for u in emulator.state.users(account) if u.user_type == "SharedDevice"}
+    assert shared  # the seed makes some users shared devices
+    job = tmp_path / "rooms.toml"
+    job.write_text(
+        f'action = "update-user"\naccount_id = "{account}"\n'
+        '[input]\nquery = { user_type = "SharedDevice", registration_status = "Registered" }\n'
+        '[params]\nuser_type = "PrivateUser"\nlicense = "Basic"\n'
+    )
+    selected = {
+        u.user_id
+        for u in emulator.state.users(account)
+        if u.user_id in shared and u.registration_status == "Registered"
+    }
+
+    result = run_cli(["run", str(job), *_common(emulator, tmp_path, "rooms")])
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    report = read_report(tmp_path / "rooms.report.jsonl")
+    assert {r["user_id"] for r in report} == selected
+    assert {r["status"] for r in report} == {"succeeded"}
+    assert all(r["result"] == {"LicenseType": "Basic", "UserType": "PrivateUser"} for r in report)
+    for user_id in selected:
+        user = emulator.state.get_user(account, user_id)
+        assert user is not None and (user.user_type, user.license_type) == ("PrivateUser", "Basic")
+    assert emulator.stats()["effects"]["UpdateUser"] == {
+        "total": len(selected),
+        "distinct": len(selected),
+    }
+
+    # The same from the command line: --where user_type, --user-type.
+    result = run_cli(
+        [
+            "update-user",
+            "--account",
+            account,
+            "--where",
+            "user_type",
+            "PrivateUser",
+            "--where",
+            "license",
+            "ProTrial",
+            "--user-type",
+            "SharedDevice",
+            *_common(emulator, tmp_path, "back"),
+        ]
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    trials = [u for u in emulator.state.users(account) if u.license_type == "ProTrial"]
+    assert trials and all(u.user_type == "SharedDevice" for u in trials)
+
+
+def test_update_account_sets_the_default_license(emulator: RunningEmulator, tmp_path: Path) -> None:
+    account = _account(emulator, 1)
+    result = run_cli(
+        [
+            "update-account",
+            "--account",
+            account,
+            "--default-license",
+            "Basic",
+            *_common(emulator, tmp_path, "default"),
+        ]
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    stored = emulator.state.get_account(account)
+    assert stored is not None and (stored.default_license, stored.name) == (
+        "Basic",
+        "Example Corp 2",
+    )
+    (record,) = read_report(tmp_path / "default.report.jsonl")
+    assert record["result"] == {"Name": "Example Corp 2", "DefaultLicense": "Basic"}
+
+    # A Team account supports Basic and Pro only: the service's refusal is the item's.
+    team = tmp_path / "team.csv"
+    write_csv(team, "name", ["Rooms Team"])
+    created = run_cli(["create-account", "--input", str(team), *_common(emulator, tmp_path, "t")])
+    assert created.exit_code == 0, created.stdout + created.stderr
+    (team_account,) = emulator.state.find_accounts_by_name("Rooms Team")
+    result = run_cli(
+        [
+            "update-account",
+            "--account",
+            team_account.account_id,
+            "--default-license",
+            "Plus",
+            *_common(emulator, tmp_path, "plus"),
+        ]
+    )
+    assert result.exit_code == 1, result.stdout + result.stderr
+    (record,) = read_report(tmp_path / "plus.report.jsonl")
+    assert (record["status"], record["error_code"]) == ("failed", "BadRequestException")
+    assert "supported: Basic, Pro" in record["message"]
+    assert team_account.default_license == "Pro"

@@ -168,6 +168,37 @@ def test_query_input(jobs: Path) -> None:
     )
 
 
+def test_shared_devices_are_selected_and_changed(jobs: Path) -> None:
+    job = load(
+        jobs,
+        """
+        action = "update-user"
+        account_id = "acc-1"
+        [input]
+        query = { user_type = "SharedDevice" }
+        [params]
+        user_type = "PrivateUser"
+        license = "Basic"
+        """,
+    )
+    assert job.input.query == {"user_type": "SharedDevice"}
+    assert job.params == {"user_type": "PrivateUser", "license": "Basic"}
+    job = job_from_dict(
+        {"action": "suspend", "account_id": "a", "input": {"query": {"user_type": "PrivateUser"}}}
+    )
+    assert job.input.query == {"user_type": "PrivateUser"}
+
+
+def test_update_account_takes_a_name_or_a_default_license(jobs: Path) -> None:
+    text = 'action = "update-account"\naccount_id = "acc-1"\n[params]\n'
+    assert load(jobs, text + 'default_license = "Basic"\n').params == {"default_license": "Basic"}
+    both = load(jobs, text + 'default_license = "Pro"\nname = "New"\n').params
+    assert both == {"default_license": "Pro", "name": "New"}
+    err = fails(jobs, text)
+    assert err.field == "params.name"
+    assert "update-account needs a name or a default_license" in str(err)
+
+
 def test_export_reads_the_whole_account(jobs: Path) -> None:
     job = load(jobs, 'action = "export-users"\naccount_id = "acc-1"\n')
     assert job.input == InputSpec(path=None, key="email", query=None)
@@ -344,6 +375,11 @@ def test_account_id_and_account_name(jobs: Path) -> None:
             ["Unregistered, Registered, Suspended"],
         ),
         (
+            'action = "suspend"\naccount_id = "a"\n[input]\nquery = { user_type = "Bogus" }\n',
+            "input.query.user_type",
+            ["PrivateUser, SharedDevice", "got 'Bogus'"],
+        ),
+        (
             'action = "suspend"\naccount_id = "a"\n[input]\nquery = {}\n',
             "input.query",
             ["every user"],
@@ -412,6 +448,9 @@ def test_missing_required_param_names_field_and_action(jobs: Path) -> None:
         ("suspend", 'license = "Pro"', "params.license", ["suspend takes no parameters"]),
         ("update-settings", 'enable_dial_out = "yes"', "params.enable_dial_out", ["true or false"]),
         ("update-account", 'name = ""', "params.name", ["1 to 100"]),
+        ("update-account", 'default_license = "Gold"', "params.default_license", ["Basic, Plus"]),
+        ("update-user", 'user_type = "sharedDevice"', "params.user_type", ["'SharedDevice'"]),
+        ("update-license", 'license = "Pro"\nuser_type = "SharedDevice"', "params.user_type", []),
     ],
 )
 def test_bad_params(jobs: Path, action: str, params: str, field: str, words: list[str]) -> None:

@@ -13,7 +13,15 @@ from collections.abc import Mapping
 
 from ._accounts import CreateAccount, DeleteAccount, GetSettings, UpdateAccount, UpdateSettings
 from ._spec import ActionHandler, ActionSpec, ItemResult, Target
-from ._users import BatchUsers, Invite, SingleUser, UpdateLicenses, outcome_unknown, public_user
+from ._users import (
+    BatchUsers,
+    Invite,
+    SingleUser,
+    UpdateLicenses,
+    UpdateUser,
+    outcome_unknown,
+    public_user,
+)
 
 __all__ = [
     "ACTIONS",
@@ -41,7 +49,7 @@ def _table() -> dict[str, ActionSpec]:
         ActionSpec("update-license", "BatchUpdateUser", 20, True, True, _USER, _USER_KEYS,
                    UpdateLicenses(), required_params=("license",)),
         ActionSpec("update-user", "UpdateUser", 1, True, True, _USER, _USER_KEYS,
-                   SingleUser("UpdateUser", license_param=True), optional_params=("license",)),
+                   UpdateUser(), optional_params=("license", "user_type")),
         ActionSpec("invite", "InviteUsers", 50, False, True, _USER, ("email",), Invite(),
                    needs_user_ids=False, needs_team_account=True),
         ActionSpec("logout", "LogoutUser", 1, True, True, _USER, _USER_KEYS,
@@ -55,7 +63,8 @@ def _table() -> dict[str, ActionSpec]:
         ActionSpec("create-account", "CreateAccount", 1, False, True, _ACCOUNT, ("name",),
                    CreateAccount()),
         ActionSpec("update-account", "UpdateAccount", 1, True, True, _ACCOUNT, _ACCOUNT_KEYS,
-                   UpdateAccount(), required_params=("name",)),
+                   UpdateAccount(), optional_params=("name", "default_license"),
+                   one_of_params=("name", "default_license")),
         ActionSpec("delete-account", "DeleteAccount", 1, True, True, _ACCOUNT, _ACCOUNT_KEYS,
                    DeleteAccount()),
         ActionSpec("get-settings", "GetAccountSettings", 1, True, False, _ACCOUNT,

@@ -57,14 +57,29 @@ class CreateAccount(OneItem):
 
 
 class UpdateAccount(OneItem):
-    """``UpdateAccount``: the account's new name (its row's, else the job's)."""
+    """``UpdateAccount``: the account's new name (its row's, else the job's) and default
+    license (the job's), when given. The account's name and default license after the
+    change go into the report."""
 
     async def send_one(
         self, caller: Caller, account_id: str | None, item: WorkItem, params: Mapping[str, Any]
     ) -> ItemResult:
+        request: dict[str, Any] = {"AccountId": _account_id(item)}
         name = item.fields.get("name") or params.get("name")
-        response = await caller.call("UpdateAccount", AccountId=_account_id(item), Name=str(name))
-        return ItemResult(ok=True, result={"Name": str(response.get("Account", {}).get("Name"))})
+        if name:
+            request["Name"] = str(name)
+        if params.get("default_license"):
+            request["DefaultLicense"] = str(params["default_license"])
+        if len(request) == 1:  # a row with an empty name cell, in a job that sets nothing else
+            return ItemResult(
+                ok=False,
+                code="NothingToUpdate",
+                message="no name: the 'name' cell is empty and the job has no params.name "
+                "or params.default_license; not sent",
+            )
+        account = (await caller.call("UpdateAccount", **request)).get("Account", {})
+        kept = ("Name", "DefaultLicense")
+        return ItemResult(ok=True, result={k: str(account[k]) for k in kept if account.get(k)})
 
 
 class DeleteAccount(OneItem):

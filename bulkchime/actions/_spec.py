@@ -118,6 +118,8 @@ class ActionSpec:
     required_params: tuple[str, ...] = ()
     #: Parameters that may be present.
     optional_params: tuple[str, ...] = ()
+    #: Optional parameters of which at least one must be present (``[params]`` or columns).
+    one_of_params: tuple[str, ...] = ()
     #: Whether the items come from the account itself rather than an input file.
     reads_account: bool = False
     #: Whether emails must be resolved to user ids before sending (invites send emails).

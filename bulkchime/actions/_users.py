@@ -17,17 +17,20 @@ __all__ = [
     "Invite",
     "SingleUser",
     "UpdateLicenses",
+    "UpdateUser",
     "outcome_unknown",
     "public_user",
 ]
 
-#: User fields kept in reports and exports; PersonalPIN is a secret and never kept.
+#: User fields kept in reports and exports. PersonalPIN is a secret, and the phone number
+#: and Alexa for Business room (``sensitive`` in the model) are not kept either.
 _USER_FIELDS = (
     "UserId",
     "AccountId",
     "PrimaryEmail",
     "DisplayName",
     "LicenseType",
+    "UserType",
     "UserRegistrationStatus",
     "UserInvitationStatus",
 )
@@ -166,11 +169,28 @@ class Invite:
         )
 
 
+class UpdateUser(OneItem):
+    """``UpdateUser``: the license (the row's, else the job's) and the user type (the
+    job's), when given. The user's license and type after the change go into the report."""
+
+    async def send_one(
+        self, caller: Caller, account_id: str | None, item: WorkItem, params: Mapping[str, Any]
+    ) -> ItemResult:
+        request: dict[str, Any] = {"AccountId": need(account_id), "UserId": need(item.user_id)}
+        license_type = item.fields.get("license") or params.get("license")
+        if license_type:
+            request["LicenseType"] = str(license_type)
+        if params.get("user_type"):
+            request["UserType"] = str(params["user_type"])
+        user = (await caller.call("UpdateUser", **request)).get("User", {})
+        kept = ("LicenseType", "UserType")
+        return ItemResult(ok=True, result={k: str(user[k]) for k in kept if user.get(k)})
+
+
 class SingleUser(OneItem):
-    """One user per request: ``UpdateUser``, ``LogoutUser``, ``ResetPersonalPIN``, ``GetUser``.
+    """One user per request: ``LogoutUser``, ``ResetPersonalPIN``, ``GetUser``.
 
     :param operation: the model's operation.
-    :param license_param: whether the request carries the row's (or job's) license.
     :param returns_user: whether the answer's user goes into the report.
     :param idempotent: whether a lost answer may simply be sent again; when not, nobody
         can tell whether it took effect (a new PIN is not visible anywhere).
@@ -180,13 +200,11 @@ class SingleUser(OneItem):
         self,
         operation: str,
         *,
-        license_param: bool = False,
         returns_user: bool = False,
         idempotent: bool = True,
         action: str = "",
     ) -> None:
         self.operation = operation
-        self.license_param = license_param
         self.returns_user = returns_user
         self.idempotent = idempotent
         self.action = action
@@ -195,10 +213,6 @@ class SingleUser(OneItem):
         self, caller: Caller, account_id: str | None, item: WorkItem, params: Mapping[str, Any]
     ) -> ItemResult:
         request: dict[str, Any] = {"AccountId": need(account_id), "UserId": need(item.user_id)}
-        if self.license_param:
-            license_type = item.fields.get("license") or params.get("license")
-            if license_type:
-                request["LicenseType"] = str(license_type)
         # A reset PIN is in the answer; it is a secret and is not kept anywhere.
         response = await caller.call(self.operation, **request)
         if self.returns_user:

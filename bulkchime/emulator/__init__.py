@@ -1,8 +1,9 @@
 """A faithful local emulator of the Amazon Chime administration API.
 
 It serves the 16 operations of the seed model ``chime-2018-05-01`` (rest-json, SigV4)
-under both ``/console/accounts…`` and ``/accounts…``, validates requests from the
-model's shapes, checks SigV4 signatures with botocore, and injects faults (a token
+under both ``/console/accounts…`` and ``/accounts…``, with the members that botocore's
+current model gives them (``UserType``, ``DefaultLicense``, …), validates requests from
+the model's shapes, checks SigV4 signatures with botocore, and injects faults (a token
 bucket answering 429, random 500/503, per-user ``Throttled`` errors, latency),
 deterministically under a seed. ``GET /_emulator/stats`` and
 ``POST /_emulator/config`` are the test and benchmark hooks.
@@ -31,7 +32,9 @@ token or revoke an account in the middle of a run.
 Malformed requests get the model's errors, never a 500: a body that is not a JSON
 object, too large (``max_body_bytes``), nested too deeply or compressed
 (``Content-Encoding``, which no SDK sends to Chime) is 400 ``BadRequest``, as is a path
-and query longer than 8 KiB; an unknown operation or route is 404 ``NotFound``.
+and query longer than 8 KiB. An operation the emulator does not serve
+(``ListPhoneNumbers``, ``CreateUser``, …), or a route that no operation has, is 404
+``UnknownOperationException`` naming the operation, never ``NotFound``.
 """
 
 from __future__ import annotations
@@ -40,13 +43,14 @@ from ._app import STATE_KEY, Emulator, create_app
 from ._config import EmulatorConfig
 from ._errors import ChimeError
 from ._model import service_model
-from ._records import Account, AccountSettings, User
+from ._records import Account, AccountSettings, AlexaForBusiness, User
 from ._serve import RunningEmulator, emulator_in_thread, run_emulator, running_emulator
 from ._state import EmulatorState
 
 __all__ = [
     "Account",
     "AccountSettings",
+    "AlexaForBusiness",
     "ChimeError",
     "Emulator",
     "EmulatorConfig",

@@ -16,10 +16,10 @@ from aiohttp import web
 
 from ._auth import SignedRequest, verify_signature
 from ._config import EmulatorConfig, SettingValue, check_config
-from ._errors import ChimeError, bad_request, forbidden, not_found
+from ._errors import ChimeError, bad_request, forbidden, unknown_operation
 from ._faults import FaultInjector
 from ._ids import IdSource
-from ._model import match_route
+from ._model import OPERATION_NAMES, SEED_MODEL_FILE, match_route, unserved_operation
 from ._ops import Operations
 from ._seed import seed_state
 from ._state import EmulatorState
@@ -93,7 +93,7 @@ class Emulator:
             return await self._config_hook(request)
         match = match_route(request.method, request.raw_path)
         if match is None:
-            return self._error(not_found(f"No operation matches {request.method} {path}"))
+            return self._error(_unknown_operation(request.method, request.raw_path))
         operation = match.route.operation
         self.stats.count_request(operation)
         try:
@@ -171,6 +171,19 @@ class Emulator:
             **error.headers,
         }
         return web.json_response(error.body(), status=error.status, headers=headers)
+
+
+def _unknown_operation(method: str, raw_path: str) -> ChimeError:
+    """404 ``UnknownOperationException`` naming what was asked, and what is served."""
+    served = (
+        f"this emulator serves only the {len(OPERATION_NAMES)} operations of the seed model "
+        f"{SEED_MODEL_FILE.removesuffix('.json')}: {', '.join(OPERATION_NAMES)}."
+    )
+    operation = unserved_operation(method, raw_path)
+    if operation is not None:
+        return unknown_operation(f"{operation} is not served: {served}")
+    path = raw_path.partition("?")[0]
+    return unknown_operation(f"No Chime operation matches {method} {path[:200]}; {served}")
 
 
 #: ``app[STATE_KEY]`` is the application's :class:`EmulatorState`.

@@ -8,7 +8,7 @@ ones that take invites and dissociate the users they suspend.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -16,7 +16,7 @@ from ._errors import ChimeError, bad_request, not_found
 from ._faults import FaultInjector
 from ._ids import IdSource
 from ._model import operation_model
-from ._records import Account, User
+from ._records import Account, AlexaForBusiness, User
 from ._state import EmulatorState, email_key
 from ._stats import Stats
 from ._wire import account_json, decode_token, encode_token, settings_json, user_json
@@ -37,6 +37,17 @@ def _now() -> datetime:
 
 def _user_error(user_id: str, code: str, message: str) -> dict[str, str]:
     return {"UserId": user_id, "ErrorCode": code, "ErrorMessage": message}
+
+
+def _alexa(current: AlexaForBusiness | None, metadata: Mapping[str, Any]) -> AlexaForBusiness:
+    """*current* with the members an ``AlexaForBusinessMetadata`` gives replaced."""
+    current = current or AlexaForBusiness()
+    enabled = metadata.get("IsAlexaForBusinessEnabled")
+    room_arn = metadata.get("AlexaForBusinessRoomArn")
+    return AlexaForBusiness(
+        current.enabled if enabled is None else enabled,
+        current.room_arn if room_arn is None else room_arn,
+    )
 
 
 class Operations:
@@ -105,6 +116,22 @@ class Operations:
             f"{account.account_id} (supported: {', '.join(account.supported_licenses)})."
         )
 
+    def _change_user(self, account: Account, user: User, changes: Mapping[str, Any]) -> str | None:
+        """Apply the changes of an UpdateUser request or a BatchUpdateUser item; when one
+        is refused, its message, and nothing is changed."""
+        license_type = changes.get("LicenseType")
+        if license_type is not None:
+            problem = self._check_license(account, license_type)
+            if problem is not None:
+                return problem
+            user.license_type = license_type
+        if changes.get("UserType") is not None:
+            user.user_type = changes["UserType"]
+        metadata = changes.get("AlexaForBusinessMetadata")
+        if metadata is not None:
+            user.alexa_for_business = _alexa(user.alexa_for_business, metadata)
+        return None
+
     # ---- accounts
 
     def create_account(self, params: Params) -> Document:
@@ -126,6 +153,12 @@ class Operations:
 
     def update_account(self, params: Params) -> Document:
         account = self._account(params)
+        if "DefaultLicense" in params:
+            # The default license is given to users added later: one the account supports.
+            problem = self._check_license(account, params["DefaultLicense"])
+            if problem is not None:
+                raise bad_request(problem)
+            account.default_license = params["DefaultLicense"]
         if "Name" in params:
             account.name = params["Name"]
         self._stats.effect("UpdateAccount", account.account_id)
@@ -191,16 +224,27 @@ class Operations:
 
     def list_users(self, params: Params) -> Document:
         account = self._account(params)
+        user_type: str | None = params.get("UserType")
+
+        def keep(user: User) -> bool:
+            return user.user_type == user_type
+
         if "UserEmail" in params:
             user = self._state.find_user_by_email(account.account_id, params["UserEmail"])
-            return {"Users": [] if user is None else [user_json(user)]}
-        scope = f"users:{account.account_id}"
+            if user is None or (user_type is not None and not keep(user)):
+                return {"Users": []}
+            return {"Users": [user_json(user)]}
+        # A token is good for the listing it came from, filter included.
+        scope = f"users:{account.account_id}" + ("" if user_type is None else f":{user_type}")
         start = 0
         if "NextToken" in params:
             end = self._state.user_positions_end(account.account_id)
             start = decode_token(params["NextToken"], scope, end)
         users, following = self._state.page_users(
-            account.account_id, start, params.get("MaxResults", DEFAULT_MAX_RESULTS)
+            account.account_id,
+            start,
+            params.get("MaxResults", DEFAULT_MAX_RESULTS),
+            None if user_type is None else keep,
         )
         document: dict[str, Any] = {"Users": [user_json(user) for user in users]}
         if following is not None:
@@ -212,11 +256,9 @@ class Operations:
 
     def update_user(self, params: Params) -> Document:
         user = self._user(params)
-        if "LicenseType" in params:
-            problem = self._check_license(self._account(params), params["LicenseType"])
-            if problem is not None:
-                raise bad_request(problem)
-            user.license_type = params["LicenseType"]
+        problem = self._change_user(self._account(params), user, params)
+        if problem is not None:
+            raise bad_request(problem)
         self._stats.effect("UpdateUser", user.user_id)
         return {"User": user_json(user)}
 
@@ -238,10 +280,12 @@ class Operations:
                 f"InviteUsers is supported for Team accounts only; account "
                 f"{account.account_id} is {account.account_type}."
             )
-        invites = [self._invite(account, email) for email in params["UserEmailList"]]
+        user_type: str | None = params.get("UserType")
+        invites = [self._invite(account, email, user_type) for email in params["UserEmailList"]]
         return {"Invites": invites}
 
-    def _invite(self, account: Account, email: str) -> dict[str, str]:
+    def _invite(self, account: Account, email: str, user_type: str | None) -> dict[str, str]:
+        """Invite one email; a user it adds or brings back gets *user_type* when given."""
         account_id = account.account_id
         user = self._state.find_user_by_email(account_id, email)
         invite = {"InviteId": self._ids.uuid(), "EmailAddress": email}
@@ -268,6 +312,8 @@ class Operations:
             else:  # suspended (dissociated) earlier: the invite brings them back
                 user.registration_status, user.invitation_status = "Unregistered", "Pending"
                 user.invited_on, user.registered_on = now, None
+            if user_type is not None:
+                user.user_type = user_type
             self._state.add_users(account_id, [user])
         self._stats.effect("InviteUsers", f"{account_id}/{email_key(email)}")
         return invite | {"Status": "Pending", "EmailStatus": "Sent"}
@@ -330,13 +376,7 @@ class Operations:
         items: list[dict[str, Any]] = params["UpdateUserRequestItems"]
 
         def update(user: User, index: int) -> str | None:
-            license_type = items[index].get("LicenseType")
-            if license_type is None:
-                return None
-            problem = self._check_license(account, license_type)
-            if problem is None:
-                user.license_type = license_type
-            return problem
+            return self._change_user(account, user, items[index])
 
         user_ids = [item["UserId"] for item in items]
         return self._batch("BatchUpdateUser", account, user_ids, update)

@@ -11,6 +11,7 @@ __all__ = [
     "LICENSES",
     "Account",
     "AccountSettings",
+    "AlexaForBusiness",
     "User",
 ]
 
@@ -37,6 +38,20 @@ class Account:
     created_timestamp: datetime
     default_license: str
     supported_licenses: tuple[str, ...]
+    #: ``Active`` or ``Suspended`` (the current model's ``AccountStatus``); no served
+    #: operation suspends an account.
+    account_status: str = "Active"
+    #: Names of the Active Directory groups whose members may act as delegates.
+    signin_delegate_groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AlexaForBusiness:
+    """A user's ``AlexaForBusinessMetadata``; a member None was never set."""
+
+    enabled: bool | None = None
+    #: The room's ARN; sensitive, never echoed in messages.
+    room_arn: str | None = None
 
 
 @dataclass(slots=True)
@@ -56,6 +71,12 @@ class User:
     invited_on: datetime | None
     #: Set by ResetPersonalPIN; None until then.
     personal_pin: str | None = None
+    #: ``PrivateUser`` or ``SharedDevice`` (the current model's ``UserType``).
+    user_type: str = "PrivateUser"
+    #: The phone number associated with the user; no served operation sets one.
+    primary_provisioned_number: str | None = None
+    #: Set by UpdateUser / BatchUpdateUser; None until then.
+    alexa_for_business: AlexaForBusiness | None = None
 
 
 @dataclass(slots=True)

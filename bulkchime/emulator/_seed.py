@@ -61,6 +61,10 @@ def _table(weights: dict[str, int]) -> tuple[str, ...]:
 
 _LICENSE_TABLE: Final = _table({"Pro": 115, "Basic": 90, "Plus": 31, "ProTrial": 20})
 _STATUS_TABLE: Final = _table({"Registered": 215, "Unregistered": 31, "Suspended": 10})
+#: A user whose invitation byte is below this (one in 16) is a shared device (a meeting
+#: room): the byte's low four bits pick the invitation moment and its high four bits are
+#: otherwise unused, so no other attribute depends on the user type.
+_SHARED_DEVICE_BELOW: Final = 16
 
 
 def seeded_account_name(number: int) -> str:
@@ -132,6 +136,10 @@ def _add_users(
             invited_on,
         )
     )
+    # Users are PrivateUser by default; setting the few others is faster than passing all.
+    for index, byte in enumerate(noise[4::7]):
+        if byte < _SHARED_DEVICE_BELOW:
+            users[index].user_type = "SharedDevice"
     # Seeded emails are lower case already: they are their own look-up keys.
     state.add_members(account_id, ids, emails, users)
 

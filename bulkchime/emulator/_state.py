@@ -236,9 +236,12 @@ class EmulatorState:
         members = self._members.get(account_id)
         return None if members is None else members.dissociated.get(email_key(email))
 
-    def page_users(self, account_id: str, start: int, limit: int) -> tuple[list[User], int | None]:
-        """One page of members from position ``start``, and the next page's position."""
-        return self._members[account_id].users.page(start, limit)
+    def page_users(
+        self, account_id: str, start: int, limit: int, keep: Callable[[User], bool] | None = None
+    ) -> tuple[list[User], int | None]:
+        """One page of members (those ``keep`` keeps) from position ``start``, and the next
+        page's position."""
+        return self._members[account_id].users.page(start, limit, keep)
 
     def page_accounts(
         self, start: int, limit: int, keep: Callable[[Account], bool] | None = None

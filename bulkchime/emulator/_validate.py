@@ -1,9 +1,10 @@
-"""Request parsing and validation driven by the seed model's input shapes.
+"""Request parsing and validation driven by the served model's input shapes.
 
 botocore's own ``ParamValidator`` checks types, required members and minima only;
 the service also enforces maxima, patterns and enums, so all of them are checked here
-from the same shapes. Members the seed model does not know (newer SDKs send a few,
-e.g. ``UserType``) are accepted and ignored.
+from the same shapes: the seed's, with the members current SDKs send (``UserType``,
+``DefaultLicense``, …; see :mod:`._model`). Members that neither model has are
+accepted and ignored.
 """
 
 from __future__ import annotations

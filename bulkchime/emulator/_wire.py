@@ -24,18 +24,24 @@ def account_json(account: Account) -> dict[str, Any]:
         "CreatedTimestamp": iso8601(account.created_timestamp),
         "DefaultLicense": account.default_license,
         "SupportedLicenses": list(account.supported_licenses),
+        "AccountStatus": account.account_status,
+        "SigninDelegateGroups": [{"GroupName": g} for g in account.signin_delegate_groups],
     }
 
 
 def user_json(user: User) -> dict[str, Any]:
-    """A ``User`` shape; ``PersonalPIN`` only once one was set."""
+    """A ``User`` shape; ``PersonalPIN`` only once one was set, the phone number and
+    ``AlexaForBusinessMetadata`` only when the user has them."""
     document: dict[str, Any] = {
         "UserId": user.user_id,
         "AccountId": user.account_id,
         "PrimaryEmail": user.primary_email,
         "LicenseType": user.license_type,
+        "UserType": user.user_type,
         "UserRegistrationStatus": user.registration_status,
     }
+    if user.primary_provisioned_number is not None:
+        document["PrimaryProvisionedNumber"] = user.primary_provisioned_number
     if user.display_name:  # invited users have none until they register
         document["DisplayName"] = user.display_name
     if user.invitation_status is not None:
@@ -46,6 +52,14 @@ def user_json(user: User) -> dict[str, Any]:
         document["InvitedOn"] = iso8601(user.invited_on)
     if user.personal_pin is not None:
         document["PersonalPIN"] = user.personal_pin
+    alexa = user.alexa_for_business
+    if alexa is not None:
+        metadata: dict[str, Any] = {}
+        if alexa.enabled is not None:
+            metadata["IsAlexaForBusinessEnabled"] = alexa.enabled
+        if alexa.room_arn is not None:
+            metadata["AlexaForBusinessRoomArn"] = alexa.room_arn
+        document["AlexaForBusinessMetadata"] = metadata
     return document
 
 

@@ -17,6 +17,7 @@ from ..actions import ActionSpec, Target, public_user
 from ..constants import LICENSES
 from ..errors import InputError
 from ..job import JobSpec
+from ..lookups import user_matches
 from ..sources import SourceRow, file_fingerprint, read_source
 from ..store import ItemRecord
 from ._context import RunContext
@@ -25,12 +26,6 @@ __all__ = ["ingest", "job_identity"]
 
 log = structlog.get_logger("bulkchime")
 
-#: ``input.query`` filters and the user fields they compare.
-_QUERY_FIELDS = {
-    "license": "LicenseType",
-    "registration_status": "UserRegistrationStatus",
-    "invitation_status": "UserInvitationStatus",
-}
 #: Records per store write while scanning an account.
 _SCAN_CHUNK = 2000
 
@@ -146,11 +141,12 @@ async def _ingest_from_account(ctx: RunContext, action: ActionSpec) -> None:
             f"{action.name} reads users from an account; name it. HINT: --account or account_id",
             field="account_id",
         )
-    query = {_QUERY_FIELDS[name]: value for name, value in (ctx.job.input.query or {}).items()}
+    query = dict(ctx.job.input.query or {})
     chunk: list[ItemRecord] = []
     total = 0
-    async for user in ctx.lookups.users(account_id):
-        if any(str(user.get(name)) != value for name, value in query.items()):
+    # The service filters by user type itself; the other filters are applied here.
+    async for user in ctx.lookups.users(account_id, user_type=query.get("user_type")):
+        if not user_matches(user, query):
             continue
         chunk.append(_user_record(user, account_id, done=action.reads_account))
         total += 1
