@@ -8,6 +8,8 @@
     │   ├── CheckpointInUse      another live run holds the checkpoint
     │   └── CheckpointMismatch   the checkpoint belongs to another input or job
     ├── JobAborted               exit 3: auth failure or failure threshold
+    │   ├── BudgetUnavailable    the shared rate budget's Redis stopped answering
+    │   └── StoreUnavailable     the shared checkpoint's PostgreSQL stopped answering
     ├── Interrupted              a change not sent because the job is stopping
     └── ApiError                 what one request's outcome means to the engine
         ├── RetryableError       429, 5xx, connection errors, timeouts: back off and resend
@@ -25,6 +27,7 @@ __all__ = [
     "ApiError",
     "AuthError",
     "BadBatchError",
+    "BudgetUnavailable",
     "BulkchimeError",
     "CheckpointInUse",
     "CheckpointMismatch",
@@ -35,6 +38,7 @@ __all__ = [
     "LeaseLost",
     "PermanentError",
     "RetryableError",
+    "StoreUnavailable",
 ]
 
 
@@ -84,6 +88,50 @@ class LeaseLost(BulkchimeError):
 
 class JobAborted(BulkchimeError):
     """The job stopped on purpose (exit code 3); the checkpoint can be resumed."""
+
+
+class BudgetUnavailable(JobAborted):
+    """The Redis server of a shared rate budget has not answered for too long.
+
+    No request may be sent without a ticket from the budget, so the job stops (exit
+    code 3); running the same command again once Redis answers resumes it.
+    """
+
+    def __init__(self, address: str, seconds: float, reason: str) -> None:
+        #: ``HOST:PORT/DB`` of the Redis server (never its password).
+        self.address = address
+        #: How long it went unanswered, in seconds.
+        self.seconds = seconds
+        #: The last error from the Redis client.
+        self.reason = reason
+        super().__init__(
+            f"the rate budget's Redis server at {address} has not answered for {seconds:g} s "
+            f"({reason}): nothing more is sent without its tickets. Run the same command "
+            "again once Redis answers: the run resumes from its checkpoint"
+        )
+
+
+class StoreUnavailable(JobAborted):
+    """The PostgreSQL server of a shared checkpoint has not answered for too long.
+
+    Nothing is sent whose intent cannot be recorded, so the job stops (exit code 3);
+    running the same command again once PostgreSQL answers resumes it.
+    """
+
+    def __init__(self, server: str, job: str, seconds: float, reason: str) -> None:
+        #: ``HOST:PORT/DB`` of the PostgreSQL server (never its password).
+        self.server = server
+        #: The job's name in that database.
+        self.job = job
+        #: How long it went unanswered, in seconds.
+        self.seconds = seconds
+        #: The last error from the PostgreSQL client.
+        self.reason = reason
+        super().__init__(
+            f"the checkpoint's PostgreSQL server at {server} (job {job!r}) has not answered "
+            f"for {seconds:g} s ({reason}). Run the same command again once PostgreSQL "
+            "answers: the job resumes from its checkpoint, nothing is lost"
+        )
 
 
 class ApiError(BulkchimeError):

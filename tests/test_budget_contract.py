@@ -18,8 +18,10 @@ import pytest
 
 from bulkchime.budget import LocalBudget, RateBudget
 
+from .servers import require_redis, unique_name
+
 #: The implementations under test.
-BACKENDS = ["local"]
+BACKENDS = ["local", "redis"]
 
 #: ``make(rate, burst, ceiling=...)``: a fresh budget, closed after the test.
 MakeBudget = Callable[..., Awaitable[RateBudget]]
@@ -31,6 +33,14 @@ SLACK = 0.05
 async def _new_budget(backend: str, rate: float, burst: int, ceiling: float | None) -> RateBudget:
     if backend == "local":
         return LocalBudget(rate, burst, ceiling=ceiling)
+    if backend == "redis":
+        from bulkchime.budget import RedisBudget
+
+        url = require_redis()
+        key = unique_name("contract")
+        return await RedisBudget.connect(
+            f"{url}{'&' if '?' in url else '?'}key={key}", rate=rate, burst=burst, ceiling=ceiling
+        )
     raise AssertionError(f"no such backend: {backend}")
 
 

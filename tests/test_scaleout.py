@@ -111,6 +111,8 @@ def suspend_args(
         account,
         "--input",
         str(source),
+        "--key",
+        "user_id",
         "--checkpoint",
         checkpoint,
         "--endpoint-url",

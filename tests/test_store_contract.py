@@ -28,19 +28,26 @@ from bulkchime.store import (
     open_store,
 )
 
+from .servers import require_postgres, unique_name
+
 NewStore = Callable[[], Awaitable[CheckpointStore]]
 
 JOB = {"actions": ["logout", "suspend"], "input": "users.csv", "input_sha256": "1"}
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 async def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[NewStore]:
-    """Opens new, empty stores of the backend under test; closes them all afterwards."""
+    """Opens new, empty stores of the backend under test; closes them all afterwards.
+
+    Each PostgreSQL store is a new job in the test database, deleted afterwards."""
     opened: list[CheckpointStore] = []
+    database = require_postgres() if request.param == "postgres" else None
 
     async def new() -> CheckpointStore:
         if request.param == "sqlite":
             store = await open_store(tmp_path / f"contract-{len(opened)}.ckpt.sqlite")
+        elif request.param == "postgres":
+            store = await open_store(f"{database}?job={unique_name('contract')}")
         else:  # pragma: no cover - a backend named in params but not opened here
             raise AssertionError(request.param)
         opened.append(store)
@@ -49,6 +56,9 @@ async def new_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
     yield new
     for store in opened:
         await store.close()
+    if database is not None:
+        for location in {store.location for store in opened}:
+            await (await open_store(location)).close(discard=True)
 
 
 @pytest.fixture
@@ -96,7 +106,11 @@ async def ingested(
 async def pending(
     store: CheckpointStore, phase: int = 0, account_id: str | None = None
 ) -> list[WorkItem]:
-    """The claimable tasks of *phase* (of *account_id*), claimed and released again."""
+    """The claimable tasks of *phase* (of *account_id*), claimed and released again.
+
+    This runner's claims are released first: a task a pending outcome kept its claim
+    (a shared store's) is claimable again only then."""
+    await store.release()
     items = await store.claim(phase, 1000, account_id)
     await store.release()
     return items

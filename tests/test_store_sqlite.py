@@ -443,6 +443,6 @@ async def test_a_directory_is_not_a_checkpoint(tmp_path: Path) -> None:
         await open_store(tmp_path)
 
 
-async def test_a_postgres_url_is_not_supported_yet() -> None:
-    with pytest.raises(JobError, match="PostgreSQL checkpoint is not supported"):
-        await open_store("postgresql://bulkchime@db.example.com/checkpoints")
+async def test_a_postgres_url_is_not_taken_for_a_file() -> None:
+    with pytest.raises(JobError, match="cannot open the PostgreSQL checkpoint at 127.0.0.1:1/"):
+        await open_store("postgresql://bulkchime@127.0.0.1:1/checkpoints")

@@ -7,12 +7,16 @@ control law and its reasoning: ``docs/retries-and-rate-limits.md``).
 
 :class:`RateBudget` is the extension point: :class:`LocalBudget` keeps the budget in
 the process; a budget shared by several processes implements the same protocol and
-passes the same contract suite (``tests/test_budget_contract.py``).
+passes the same contract suite (``tests/test_budget_contract.py``). :class:`RedisBudget`
+is one: a budget shared through Redis by every process that names the same key
+(imported on first use, so that a run without it does not load the Redis client).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
+from typing import TYPE_CHECKING, Any
 
 from ._adaptive import (
     DECREASE_FACTOR,
@@ -30,9 +34,25 @@ __all__ = [
     "REGROWTH_SECONDS",
     "LocalBudget",
     "RateBudget",
+    "RedisBudget",
     "Ticket",
     "client_burst",
 ]
+
+if TYPE_CHECKING:
+    from .redis import RedisBudget
+
+#: Names imported on first use, and their modules.
+_LAZY = {"RedisBudget": "redis"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 
 def client_burst(rate: float) -> int:
