@@ -18,12 +18,16 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import structlog
+
 from ..errors import LeaseLost
 from . import _pg_sql as sql
 from ._models import RunnerInfo, TaskOutcome, WorkItem
 from ._pg_conn import Conn
 from ._pg_ops import Scope, fetch_all, fetch_value, update
 from ._sqlite_sql import dumps, work_item
+
+log = structlog.get_logger("bulkchime")
 
 __all__ = [
     "claim",
@@ -67,6 +71,7 @@ _LAPSE = """
     UPDATE bulkchime_runners SET state = 'lapsed'
     WHERE job_id = %(job)s AND state = 'running' AND lease_until < clock_timestamp()
       AND id <> %(me)s
+    RETURNING host, pid
 """
 #: A task's owner is gone unless it is a runner still running (a lapsed lease not yet
 #: seen by anyone counts as running until :data:`_LAPSE` marks it).
@@ -301,9 +306,13 @@ async def take_over(conn: Conn, scope: Scope, phase: int) -> list[WorkItem]:
     the pending claims of runners that are gone, take their tasks in flight."""
     params = scope.params(phase=phase)
     async with conn.transaction():
-        await conn.execute(_LAPSE, params)
-        await conn.execute(_FREE_GONE_PENDING, params)
+        lapsed: list[Any] = await fetch_all(conn, _LAPSE, params)
+        freed = await update(conn, _FREE_GONE_PENDING, params)
         rows: list[Any] = await fetch_all(conn, _TAKE_GONE_IN_FLIGHT, params)
+    for host, pid in lapsed:
+        log.warning("runner.lapsed", host=host, pid=pid, reason="its lease ran out")
+    if freed or rows:
+        log.info("runner.took_over", phase=phase, freed_claims=freed, in_flight=len(rows))
     return sorted((work_item(row) for row in rows), key=lambda item: item.item_id)
 
 
