@@ -78,3 +78,21 @@ def write_csv(path: Path, header: str, values: Sequence[str]) -> Path:
     """A one-column-or-more CSV input file."""
     path.write_text(header + "\n" + "".join(f"{value}\n" for value in values))
     return path
+
+
+def team_account(emulator: RunningEmulator, tmp_path: Path) -> str:
+    """A new Team account, ``Joiners Team``, created through the CLI (invites need one)."""
+    names = write_csv(tmp_path / "team.csv", "name", ["Joiners Team"])
+    result = run_cli(
+        [
+            "create-account",
+            "--input",
+            str(names),
+            "--endpoint-url",
+            emulator.url,
+            "--checkpoint",
+            str(tmp_path / "team.ckpt.sqlite"),
+        ]
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    return emulator.state.find_accounts_by_name("Joiners Team")[0].account_id

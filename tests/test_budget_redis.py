@@ -28,6 +28,7 @@ from bulkchime.budget.redis import RedisAddress, parse_budget_url
 from bulkchime.errors import BudgetUnavailable, JobAborted, JobError
 
 from .servers import require_redis, unique_name
+from .tcp_proxy import TcpProxy
 from .test_budget_contract import _assert_bucket_bound
 
 SLACK = 0.05
@@ -61,77 +62,17 @@ async def connect() -> AsyncIterator[Connect]:
         await budget.close()
 
 
-class RedisProxy:
-    """A TCP proxy to the test Redis server on a port of its own: the network, mocked
-    by nothing but a socket that can be cut, restored, and slowed down."""
+class RedisProxy(TcpProxy):
+    """A :class:`TcpProxy` to the test Redis server, with the URL that reaches it."""
 
     def __init__(self, target: str) -> None:
         parts = urlsplit(target)
-        self._target = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        super().__init__(parts.hostname or "127.0.0.1", parts.port or 6379)
         self._db = parts.path or "/0"
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._handlers: set[asyncio.Task[None]] = set()
-        self.port = 0
-        #: Seconds each answer from Redis is held back.
-        self.latency = 0.0
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}{self._db}"
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        """Refuse new connections and cut the open ones."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in list(self._writers):
-            writer.close()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        self._writers.add(writer)
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._target)
-        except OSError:
-            await self._close(writer)
-            return
-        self._writers.add(up_writer)
-        await asyncio.gather(
-            self._pipe(reader, up_writer, delayed=False),
-            self._pipe(up_reader, writer, delayed=True),
-        )
-        self._handlers.discard(task)
-
-    async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, delayed: bool
-    ) -> None:
-        try:
-            while data := await reader.read(65536):
-                if delayed and self.latency:
-                    await asyncio.sleep(self.latency)
-                writer.write(data)
-                await writer.drain()
-        except OSError:
-            pass
-        finally:
-            await self._close(writer)
-
-    async def _close(self, writer: asyncio.StreamWriter) -> None:
-        self._writers.discard(writer)
-        writer.close()
-        try:
-            await writer.wait_closed()
-        except OSError:
-            pass
 
 
 @pytest.fixture

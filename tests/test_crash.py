@@ -23,7 +23,7 @@ import pytest
 
 from bulkchime.emulator import RunningEmulator
 
-from .conftest import mutations, read_report, run_cli, write_csv
+from .conftest import mutations, read_report, run_cli, team_account, write_csv
 
 pytestmark = pytest.mark.slow
 
@@ -62,23 +62,6 @@ def _wait_for(condition: Callable[[], bool], seconds: float = 60.0) -> None:
         time.sleep(0.05)
 
 
-def _team_account(emulator: RunningEmulator, tmp_path: Path) -> str:
-    names = write_csv(tmp_path / "team.csv", "name", ["Joiners Team"])
-    result = run_cli(
-        [
-            "create-account",
-            "--input",
-            str(names),
-            "--endpoint-url",
-            emulator.url,
-            "--checkpoint",
-            str(tmp_path / "team.ckpt.sqlite"),
-        ]
-    )
-    assert result.exit_code == 0, result.stdout + result.stderr
-    return emulator.state.find_accounts_by_name("Joiners Team")[0].account_id
-
-
 def _invites(
     emulator: RunningEmulator, tmp_path: Path, name: str, count: int, *options: str
 ) -> tuple[str, list[str], list[str]]:
@@ -87,7 +70,7 @@ def _invites(
     Files are ``<name>.csv``, ``<name>.ckpt.sqlite`` and ``<name>.report.jsonl``.
     Returns the account id, the emails and the command's arguments.
     """
-    account = _team_account(emulator, tmp_path)
+    account = team_account(emulator, tmp_path)
     emails = [f"{name}{i}@example.org" for i in range(count)]
     source = write_csv(tmp_path / f"{name}.csv", "email", emails)
     args = [

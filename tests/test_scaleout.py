@@ -25,7 +25,7 @@ import pytest
 
 from bulkchime.emulator import RunningEmulator
 
-from .conftest import read_report, run_cli, write_csv
+from .conftest import read_report, run_cli, team_account, write_csv
 from .servers import require_postgres, require_redis, unique_name
 
 pytestmark = pytest.mark.slow
@@ -121,23 +121,6 @@ def suspend_args(
         "json",
         *extra,
     ]
-
-
-def team_account(emulator: RunningEmulator, tmp_path: Path) -> str:
-    names = write_csv(tmp_path / "team.csv", "name", ["Joiners Team"])
-    result = run_cli(
-        [
-            "create-account",
-            "--input",
-            str(names),
-            "--endpoint-url",
-            emulator.url,
-            "--checkpoint",
-            str(tmp_path / "team.ckpt.sqlite"),
-        ]
-    )
-    assert result.exit_code == 0, result.stdout + result.stderr
-    return emulator.state.find_accounts_by_name("Joiners Team")[0].account_id
 
 
 def invite_args(

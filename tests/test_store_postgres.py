@@ -9,7 +9,6 @@ stops answering is a TCP proxy in front of the real one, stopped and started aga
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,6 +31,7 @@ from bulkchime.store._pg_url import parse_postgres_url
 from bulkchime.store.postgres import PostgresStore
 
 from .servers import require_postgres, unique_name
+from .tcp_proxy import TcpProxy as Proxy
 
 JOB = {"actions": ["suspend"], "input": "users.csv", "input_sha256": "1"}
 
@@ -448,64 +448,10 @@ async def test_without_psycopg_a_postgres_url_says_what_to_install(
 # -- a server that stops answering ---------------------------------------------------------------
 
 
-class Proxy:
-    """A TCP proxy to the test database that can be stopped (connections cut, the port
-    refusing) and started again on the same port."""
-
-    def __init__(self, upstream_port: int) -> None:
-        self.upstream_port = upstream_port
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._pipes: set[asyncio.Task[None]] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in list(self._writers):
-            writer.transport.abort()
-        for pipe in list(self._pipes):
-            pipe.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            writer.transport.abort()
-            self._writers.discard(writer)
-            return
-        self._writers.add(up_writer)
-        pipes = [
-            asyncio.ensure_future(self._pipe(reader, up_writer)),
-            asyncio.ensure_future(self._pipe(up_reader, writer)),
-        ]
-        self._pipes.update(pipes)
-        await asyncio.gather(*pipes, return_exceptions=True)
-        self._pipes.difference_update(pipes)
-        for w in (writer, up_writer):
-            self._writers.discard(w)
-            w.transport.abort()
-
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.transport.abort()
-
-
 @pytest.fixture
 async def proxy() -> AsyncIterator[Proxy]:
-    running = Proxy(urlsplit(require_postgres()).port or 5432)
+    parts = urlsplit(require_postgres())
+    running = Proxy(parts.hostname or "127.0.0.1", parts.port or 5432)
     await running.start()
     yield running
     await running.stop()
