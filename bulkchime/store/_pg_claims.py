@@ -25,7 +25,7 @@ from . import _pg_sql as sql
 from ._models import RunnerInfo, TaskOutcome, WorkItem
 from ._pg_conn import Conn
 from ._pg_ops import Scope, fetch_all, fetch_value, update
-from ._sqlite_sql import dumps, work_item
+from ._rows import dumps, work_item
 
 log = structlog.get_logger("bulkchime")
 

@@ -29,7 +29,7 @@ from . import _pg_sql as sql
 from ._models import ItemRecord, State
 from ._pg_conn import Conn, Connections
 from ._pg_ops import Scope, fetch_value, runner_live
-from ._sqlite_sql import dumps
+from ._rows import dumps
 
 __all__ = ["ANALYZE_AFTER", "CHUNKS_AT_ONCE", "INGEST_CHUNK", "PgIngester", "stage_row"]
 

@@ -21,7 +21,7 @@ from ..errors import CheckpointMismatch, JobError
 from . import _pg_sql as sql
 from ._models import REPORT_STATUS, ReportRecord, State, WorkItem
 from ._pg_conn import Conn
-from ._sqlite_sql import report_record, work_item
+from ._rows import report_record, work_item
 
 __all__ = [
     "INPUT_FIELDS",

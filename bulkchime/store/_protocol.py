@@ -138,9 +138,7 @@ class CheckpointStore(Protocol):
     #: leases and take-overs matter; ``False`` for a store one process holds alone.
     shared: bool
 
-    async def claim(
-        self, phase: int, limit: int, account_id: str | None = None
-    ) -> list[WorkItem]:
+    async def claim(self, phase: int, limit: int, account_id: str | None = None) -> list[WorkItem]:
         """Take up to *limit* pending tasks of *phase* (of *account_id*, if given) that no
         runner holds, for this runner, in item order.
 

@@ -239,9 +239,7 @@ class SQLiteStore(OneProcess):
 
     # -- claims: one process holds the file, so they are a cursor ---------------------------
 
-    async def claim(
-        self, phase: int, limit: int, account_id: str | None = None
-    ) -> list[WorkItem]:
+    async def claim(self, phase: int, limit: int, account_id: str | None = None) -> list[WorkItem]:
         """The next *limit* pending tasks of *phase* (of *account_id*) this sweep has not
         handed out; an empty answer ends the sweep, and the next claim starts over."""
         cursor = (phase, account_id)
