@@ -30,7 +30,7 @@ from .progress_events import report_progress
 from .recovery import recover
 from .resolve import PAGE_SIZE
 
-__all__ = ["POLL_SECONDS", "SHUTDOWN_GRACE_SECONDS", "send_phase"]
+__all__ = ["GATHER_SECONDS", "POLL_SECONDS", "SHUTDOWN_GRACE_SECONDS", "send_phase"]
 
 log = structlog.get_logger("bulkchime")
 
@@ -38,6 +38,9 @@ log = structlog.get_logger("bulkchime")
 SHUTDOWN_GRACE_SECONDS = 30.0
 #: Seconds between looks at a shared phase that other runners still hold.
 POLL_SECONDS = 0.5
+#: Seconds ahead the last items of a phase look for other backoffs ending: those that
+#: end within it are waited for, so that their items go out in one request, not one each.
+GATHER_SECONDS = 1.0
 
 
 async def send_phase(ctx: RunContext, phase: int, action: ActionSpec) -> None:
@@ -79,10 +82,12 @@ class _Dispatcher:
         self.producing = True
         self.all_done = asyncio.Event()
         self.background: set[asyncio.Task[None]] = set()
-        #: Items whose backoff is over, waiting to ride in the producer's next full batches:
-        #: a retry batch of the one or two users the service throttled inside a 200 would
-        #: otherwise cost a whole request of the rate budget.
+        #: Items waiting to ride in full batches: back from a backoff (a retry batch of
+        #: the one or two users the service throttled inside a 200 would otherwise cost a
+        #: whole request of the rate budget), or the end of a page that did not fill one.
         self.retry_pool: dict[str | None, list[WorkItem]] = {}
+        #: When the backoffs under way end, on the loop's clock.
+        self.due: list[float] = []
 
     @property
     def stopping(self) -> bool:
@@ -99,28 +104,47 @@ class _Dispatcher:
         await self.queue.put(batch)
 
     def requeue(self, batch: Batch, delay: float) -> None:
-        """Send *batch* again after *delay* seconds (or pool its items for the producer)."""
+        """Send *batch* again after *delay* seconds (its items pooled, to ride in full batches)."""
         self.outstanding += 1
-        task = asyncio.create_task(self._later(batch, delay))
+        due = asyncio.get_running_loop().time() + delay
+        self.due.append(due)
+        task = asyncio.create_task(self._later(batch, delay, due))
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
-    async def _later(self, batch: Batch, delay: float) -> None:
+    async def _later(self, batch: Batch, delay: float, due: float) -> None:
         try:
             if delay > 0:
                 await asyncio.sleep(delay)
+            self.due.remove(due)
             if self.stopping:
                 self._settle()
                 return
-            if self.producing and not batch.bisected and len(batch) < self.action.items_per_request:
-                # The producer owns these items now (it flushes the pool before it ends).
-                self.retry_pool.setdefault(batch.account_id, []).extend(batch.items)
-                self._settle()
+            if batch.bisected or len(batch) >= self.action.items_per_request:
+                await self.queue.put(batch)  # it keeps the count requeue gave it
                 return
-            await self.queue.put(batch)
+            self.retry_pool.setdefault(batch.account_id, []).extend(batch.items)
+            await self._flush_pool(final=not self.producing)
+            self._settle()
         except asyncio.CancelledError:
+            if due in self.due:
+                self.due.remove(due)
             self._settle()
             raise
+
+    async def _flush_pool(self, *, final: bool) -> None:
+        """Send the pooled items that fill whole batches. With *final* (nothing more will
+        be claimed), send the rest too, unless another backoff ends within
+        :data:`GATHER_SECONDS`: its items then go out with these, in one request."""
+        size = self.action.items_per_request
+        now = asyncio.get_running_loop().time()
+        gather_more = any(due <= now + GATHER_SECONDS for due in self.due)
+        for account_id in list(self.retry_pool):
+            items = self.retry_pool.pop(account_id, [])
+            cut = len(items) if final and not gather_more else len(items) - len(items) % size
+            if cut < len(items):
+                self.retry_pool.setdefault(account_id, []).extend(items[cut:])
+            await self._put_batches(account_id, items[:cut])
 
     async def _produce(self) -> None:
         try:
@@ -130,31 +154,39 @@ class _Dispatcher:
                     await self._produce_account(account_id)
                     if self.stopping:
                         break
-                await self._flush_retry_pool()
+                await self._flush_pool(final=True)
                 if not self.ctx.store.shared or not await self._others_busy():
                     break
+            # From here on, items back from a backoff flush the pool themselves.
+            self.producing = False
+            await self._flush_pool(final=True)
         finally:
             self.producing = False
             if self.outstanding == 0:
                 self.all_done.set()
 
     async def _produce_account(self, account_id: str | None) -> None:
+        """Claim the account's pending items a page at a time and queue them in full
+        batches; what does not fill one waits in the pool for the next page, the items
+        coming back from a backoff, or the end."""
+        size = self.action.items_per_request
+        rest: list[WorkItem] = []
         while not self.stopping:
             page = await self.ctx.store.claim(self.phase, PAGE_SIZE, account_id)
             if not page:
-                return
-            await self._put_batches(account_id, self.retry_pool.pop(account_id, []) + page)
+                break
+            items = self.retry_pool.pop(account_id, []) + rest + page
+            cut = len(items) - len(items) % size
+            rest = items[cut:]
+            await self._put_batches(account_id, items[:cut])
+        if rest:
+            self.retry_pool.setdefault(account_id, []).extend(rest)
 
     async def _put_batches(self, account_id: str | None, items: list[WorkItem]) -> None:
         for batch in batches(self.action, self.phase, account_id, items):
             if self.stopping:
                 return
             await self._put(batch)
-
-    async def _flush_retry_pool(self) -> None:
-        while self.retry_pool and not self.stopping:
-            account_id, items = self.retry_pool.popitem()
-            await self._put_batches(account_id, items)
 
     async def _take_over(self) -> bool:
         """Send what runs that are gone left in flight (recovered first); whether any."""
