@@ -1,6 +1,7 @@
 """Full batches under faults: suspends against a server that fails 5xx and throttles users.
 
-``python -m benchmarks.faults [--users N] [--rate R] [--before DIR] [--rounds K]``
+``python -m benchmarks.faults [--users N] [--rate R] [--faults F] [--latency-ms MS]
+[--before DIR] [--rounds K]``
 
 The emulator (bucket R, burst R) answers a share of requests 500/503 (``--error-rate``)
 and a share of batch items with a per-user ``Throttled`` (``--user-error-rate``), 3 %
@@ -9,6 +10,7 @@ suspended, in full batches' worth (÷ 50), per second of the sending window (fir
 last BatchSuspendUser at the emulator), as a share of R: 1.0 would be every request a
 full batch, at the whole budget. With ``--before DIR`` another checkout's engine runs
 the same scenario in the same run, alternated, for a side-by-side figure.
+``--faults 0 --latency-ms 600`` is the slow-API scenario (requests in flight).
 """
 
 from __future__ import annotations
@@ -35,12 +37,16 @@ from .scaleout import Window
 BATCH = 50
 
 
-def run_once(users: int, rate: float, faults: float, workdir: Path) -> dict[str, Any]:
+def run_once(
+    users: int, rate: float, faults: float, workdir: Path, latency_ms: float = 0.0
+) -> dict[str, Any]:
     """One engine run of *users* suspends under the faults; its figures."""
     workdir.mkdir(parents=True, exist_ok=True)
     (account,), source = user_ids_csv(users, accounts=1, seed=21)
     ids = slice_csv(source, workdir / "users.csv", users)
-    with EmulatorProcess(users=users, accounts=1, rate=rate, burst=int(rate), seed=21) as emu:
+    with EmulatorProcess(
+        users=users, accounts=1, rate=rate, burst=int(rate), seed=21, latency_ms=latency_ms
+    ) as emu:
         emu.configure(error_rate=faults, user_error_rate=faults)
         args = ["suspend", "--account", account, "--input", str(ids), "--key", "user_id",
                 "--endpoint-url", emu.url, "--rate", str(rate),
@@ -48,6 +54,8 @@ def run_once(users: int, rate: float, faults: float, workdir: Path) -> dict[str,
         with Window(emu, "BatchSuspendUser") as window:
             run = run_engine(args, workdir=workdir, timeout=600)
         stats = emu.stats()
+    if run.returncode != 0:
+        print(f"[faults] engine exit {run.returncode}:\n{run.stdout[-1500:]}", flush=True)
     events = read_engine_log(run.log_path)
     sizes = [e["size"] for e in events if e.get("event") == "batch" and "size" in e]
     done = stats["effects"]["BatchSuspendUser"]["distinct"]
@@ -67,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--users", type=int, default=15_000)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--faults", type=float, default=0.03)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="the emulator's answer time")
     parser.add_argument("--before", type=Path, help="another checkout, measured alongside")
     parser.add_argument("--rounds", type=int, default=1)
     options = parser.parse_args(argv)
@@ -83,7 +92,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 try:
                     workdir = Path(temp) / f"{name}-{round_number}"
                     results[name].append(
-                        run_once(options.users, options.rate, options.faults, workdir)
+                        run_once(
+                            options.users,
+                            options.rate,
+                            options.faults,
+                            workdir,
+                            options.latency_ms,
+                        )  # fmt: skip
                     )
                 finally:
                     os.environ.pop(ENGINE_CODE_VARIABLE, None)
@@ -94,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ]  # fmt: skip
     print_table(
         f"{options.users} suspends at R={options.rate:g}, {options.faults:.0%} 5xx and "
-        f"{options.faults:.0%} per-user Throttled",
+        f"{options.faults:.0%} per-user Throttled, answers after {options.latency_ms:g} ms",
         ["engine", "exit", "efficiency (full batches/s ÷ R)", "requests", "batches not full",
          "suspended", "lost", "seconds"],
         rows,

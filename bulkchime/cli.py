@@ -73,7 +73,12 @@ def _run_options(fn: _F) -> _F:
             help="Requests per second (token bucket; a ceiling the engine lowers on 429s).",
         ),
         click.option("--burst", type=int, help="Token bucket size."),
-        click.option("--concurrency", type=int, help="Requests in flight at once."),
+        click.option(
+            "--concurrency",
+            type=int,
+            help="Most requests in flight at once (a ceiling: the engine keeps rate x latency "
+            "in flight). Default 64.",
+        ),
         click.option("--max-attempts", type=int, help="Sends of one item before it fails."),
         click.option(
             "--timeout",

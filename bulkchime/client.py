@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -58,6 +59,8 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 30.0
 
 _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+#: What botocore raises when no connection was made: the request was not sent.
+_NOT_CONNECTED = (boto_errors.EndpointConnectionError, boto_errors.ConnectTimeoutError)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -206,11 +209,18 @@ class RequestStats:
     requests: Counter[str] = field(default_factory=Counter)
     throttled: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    #: Seconds a request takes from sent to answered, smoothed; ``None`` before the first.
+    latency: float | None = None
 
     @property
     def total(self) -> int:
         """Requests sent, over every operation."""
         return sum(self.requests.values())
+
+    def observe_latency(self, seconds: float) -> None:
+        """Fold one request's time into :attr:`latency` (an exponential moving average)."""
+        previous = self.latency
+        self.latency = seconds if previous is None else previous + 0.2 * (seconds - previous)
 
 
 class Client:
@@ -265,15 +275,18 @@ class Client:
         if self.fence is not None and not self.fence() and self.changes(operation):
             raise Interrupted(f"{operation} not sent: this runner's lease is not current")
         self.stats.requests[operation] += 1
+        sent = time.monotonic()
         try:
             response: dict[str, Any] = await method(**params)
         except Exception as exc:  # every failure is classified, none escapes raw
+            self.stats.observe_latency(time.monotonic() - sent)
             error = classify(exc)
             self.stats.errors[error.code] += 1
             if error.status == 429:
                 self.stats.throttled += 1
                 await self.budget.on_throttle(ticket, error.retry_after_seconds)
             raise error from exc
+        self.stats.observe_latency(time.monotonic() - sent)
         await self.budget.on_success(ticket)
         return response
 

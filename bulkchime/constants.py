@@ -38,8 +38,9 @@ LICENSES: tuple[str, ...] = ("Basic", "Plus", "Pro", "ProTrial")
 DEFAULT_RATE = 10.0
 #: Token bucket size when none is given: one second's worth of requests.
 DEFAULT_BURST = 10
-#: Requests in flight at once.
-DEFAULT_CONCURRENCY = 8
+#: The most requests in flight at once (a ceiling: the engine keeps rate x latency in
+#: flight, Little's law, and no more).
+DEFAULT_CONCURRENCY = 64
 #: Sends of one item before it is recorded as failed with its last error.
 DEFAULT_MAX_ATTEMPTS = 8
 

@@ -26,6 +26,7 @@ from ..plan import Batch, batches
 from ..store import State, WorkItem
 from ._context import RunContext
 from .attempt import send_batch
+from .in_flight import InFlight
 from .progress_events import report_progress
 from .recovery import recover
 from .resolve import PAGE_SIZE
@@ -77,6 +78,7 @@ class _Dispatcher:
         self.action = action
         self.concurrency = ctx.job.limits.concurrency
         self.queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=self.concurrency * 2)
+        self.in_flight = InFlight(self.concurrency, lambda: ctx.budget.rate, ctx.stats)
         #: Batches queued, being sent, or waiting out a backoff.
         self.outstanding = 0
         self.producing = True
@@ -212,8 +214,9 @@ class _Dispatcher:
         while (batch := await self.queue.get()) is not None:
             try:
                 await self.ctx.lease.wait_valid()
-                if not self.stopping:
-                    await send_batch(self.ctx, batch, self.requeue)
+                async with self.in_flight:
+                    if not self.stopping:
+                        await send_batch(self.ctx, batch, self.requeue)
             except LeaseLost as error:  # another runner holds some of its items now
                 self.ctx.lease.lose(error)
             except (JobAborted, AuthError) as error:  # a look-up while verifying
