@@ -7,16 +7,19 @@ import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
+import structlog
 
 from . import __version__
-from .actions import ACTIONS, ActionSpec, Target
+from ._cli_actions import ActionCommand, action_help, action_params, job_document
+from ._cli_undo import add_undo_commands
+from .actions import ACTIONS
 from .constants import EXIT_ABORTED, EXIT_USAGE
 from .errors import AuthError, BulkchimeError, JobAborted, JobError
 from .job import JobSpec, job_from_dict, load_job
-from .logs import LogFormat, configure_logging
+from .logs import LogFormat, configure_logging, logs_are_json
 
 __all__ = ["main"]
 
@@ -171,12 +174,20 @@ def _execute(job: JobSpec, default_checkpoint: Path, **options: Any) -> None:
         else:
             result = run_job(job, run_options)
     except JobError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(EXIT_USAGE)
-    except (JobAborted, AuthError) as error:
+        _refuse(error)
+    except (JobAborted, AuthError) as error:  # a dry run's (a real run reports its own)
+        structlog.get_logger("bulkchime").error("job.abort", reason=str(error))
         click.echo(f"aborted: {error}", err=True)
         sys.exit(EXIT_ABORTED)
     sys.exit(result.exit_code)
+
+
+def _refuse(error: JobError) -> NoReturn:
+    """Say why the job cannot run (in a pipeline, also as an error event) and exit 2."""
+    if logs_are_json():
+        structlog.get_logger("bulkchime").error("job.error", error=str(error))
+    click.echo(f"error: {error}", err=True)
+    sys.exit(EXIT_USAGE)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -195,11 +206,11 @@ def cli() -> None:
 @_run_options
 def run(job_file: Path, **options: Any) -> None:
     """Run the job described by JOB_FILE (TOML; see jobs/ for templates)."""
+    configure_logging(options["log_format"])
     try:
         job = load_job(job_file)
     except JobError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(EXIT_USAGE)
+        _refuse(error)
     _execute(job, job_file.with_name(f"{job.name}.ckpt.sqlite"), **options)
 
 
@@ -208,101 +219,19 @@ def _action_command(name: str) -> click.Command:
     spec = ACTIONS[name]
 
     def command(**options: Any) -> None:
-        document = _job_document(spec, options)
+        document = job_document(spec, options)
         configure_logging(options["log_format"])
         try:
             job = job_from_dict(document)
         except JobError as error:
-            click.echo(f"error: {error}", err=True)
-            sys.exit(EXIT_USAGE)
+            _refuse(error)
         _execute(job, Path(f"{job.name}.ckpt.sqlite"), **options)
 
-    doc = (
-        f"{name}: {spec.operation}, up to {spec.items_per_request} items per request"
-        f"{'' if spec.idempotent else ' (not idempotent: verified before any resend)'}."
-    )
-    cmd = click.Command(
-        name, callback=command, params=_action_params(spec), help=doc, short_help=doc
+    doc, short = action_help(spec)
+    cmd = ActionCommand(
+        name, callback=command, params=action_params(spec), help=doc, short_help=short
     )
     return _run_options(cmd)
-
-
-def _job_document(spec: ActionSpec, options: dict[str, Any]) -> dict[str, Any]:
-    """The job, shaped like a job file, that an action command's *options* describe.
-
-    Pops the options it uses, so that *options* is left with the run options.
-    """
-    document: dict[str, Any] = {"action": spec.name}
-    account = options.pop("account", None)
-    account_name = options.pop("account_name", None)
-    if account:
-        document["account_id"] = account
-    if account_name:
-        document["account_name"] = account_name
-    input_section: dict[str, Any] = {}
-    if options.get("input"):
-        input_section["path"] = options.pop("input")
-    else:
-        options.pop("input", None)
-    key = options.pop("key", None)
-    if key:
-        input_section["key"] = key
-    where = options.pop("where", ())
-    if where:
-        input_section["query"] = dict(where)
-    if input_section:
-        document["input"] = input_section
-    params = {param: options.pop(param) for param in spec.params if options.get(param) is not None}
-    for param in spec.params:
-        options.pop(param, None)
-    if params:
-        document["params"] = params
-    return document
-
-
-def _action_params(spec: ActionSpec) -> list[click.Parameter]:
-    """The options of *spec*'s command besides the run options: account, input, params."""
-    params: list[click.Parameter] = []
-    if spec.keys != ("name",):  # create-account's items are new names, not an account
-        params += [
-            click.Option(
-                ["--account"], help="Account id of every item (rows may carry account_id)."
-            ),
-            click.Option(["--account-name"], help="Account by its exact name (looked up first)."),
-        ]
-    params += [
-        click.Option(["--input"], help="CSV or JSONL file of items, or - for stdin."),
-        click.Option(
-            ["--key"],
-            type=click.Choice(list(spec.keys)),
-            help=f"Column naming each item (default {spec.keys[0]}).",
-        ),
-    ]
-    if spec.target is Target.USER:
-        params.append(
-            click.Option(
-                ["--where"],
-                multiple=True,
-                type=(str, str),
-                metavar="FIELD VALUE",
-                help="Select users from the account instead of a file: license, "
-                "registration_status, invitation_status or user_type (repeatable).",
-            )
-        )
-    for param in spec.params:
-        if param in ("disable_remote_control", "enable_dial_out"):
-            params.append(
-                click.Option(
-                    [f"--{param.replace('_', '-')}/--no-{param.replace('_', '-')}"],
-                    default=None,
-                    help=f"Set {param}.",
-                )
-            )
-        else:
-            params.append(
-                click.Option([f"--{param.replace('_', '-')}"], help=f"The {param} to set.")
-            )
-    return params
 
 
 for _name in ACTIONS:
@@ -323,6 +252,9 @@ class _CheckpointArg(click.ParamType):  # type: ignore[type-arg]
             return value
         path = click.Path(exists=True, dir_okay=False, path_type=Path)
         return path.convert(value, param, ctx)
+
+
+add_undo_commands(cli, _run_options, _execute, _refuse, _CheckpointArg())
 
 
 @cli.command("status")

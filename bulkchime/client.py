@@ -209,6 +209,8 @@ class RequestStats:
     requests: Counter[str] = field(default_factory=Counter)
     throttled: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    #: Requests that never left: the connection was refused or could not be made in time.
+    not_connected: int = 0
     #: Seconds a request takes from sent to answered, smoothed; ``None`` before the first.
     latency: float | None = None
 
@@ -282,6 +284,10 @@ class Client:
             self.stats.observe_latency(time.monotonic() - sent)
             error = classify(exc)
             self.stats.errors[error.code] += 1
+            if isinstance(exc, _NOT_CONNECTED):  # nothing reached the service: not sent
+                self.stats.requests[operation] -= 1
+                self.stats.requests += Counter()  # drops the operation if it is now 0
+                self.stats.not_connected += 1
             if error.status == 429:
                 self.stats.throttled += 1
                 await self.budget.on_throttle(ticket, error.retry_after_seconds)

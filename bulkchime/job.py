@@ -125,6 +125,9 @@ class InputSpec:
     key: str = "email"
     #: Filters selecting users from the account, e.g. ``{"license": "Basic"}``.
     query: Mapping[str, str] | None = None
+    #: The input's column (or JSONL field) holding the key, when not named after it
+    #: (``"mail"`` holding emails); ``None``: the column named :attr:`key`.
+    column: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +262,8 @@ def job_from_dict(
 ) -> JobSpec:
     """Check a job given as a mapping shaped like a job file (e.g. from CLI options).
 
-    Errors name *source*, else ``<command line>``. Relative paths are resolved against
+    Errors name *source*, else ``<command line>`` and then the options that set each
+    field (``--license``, not ``params.license``). Relative paths are resolved against
     *base_dir* when given, else kept as they are. Without a ``name``, the job is named
     ``<first action>-<input file stem>`` (``stdin`` for ``"-"``, ``account`` when
     the account is read), which names its default checkpoint.

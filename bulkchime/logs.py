@@ -8,9 +8,12 @@ from typing import Literal
 
 import structlog
 
-__all__ = ["LogFormat", "configure_logging"]
+__all__ = ["LogFormat", "configure_logging", "logs_are_json"]
 
 LogFormat = Literal["auto", "json", "console"]
+
+#: The format :func:`configure_logging` chose last.
+_chosen: list[str] = ["json"]
 
 
 class _CurrentStderr:
@@ -45,6 +48,7 @@ def configure_logging(log_format: LogFormat = "auto", level: int = logging.INFO)
     """Send structlog events to stderr, as JSON lines or for a human at a terminal."""
     if log_format == "auto":
         log_format = "console" if sys.stderr.isatty() else "json"
+    _chosen[0] = log_format
     renderer: structlog.types.Processor
     if log_format == "json":
         renderer = structlog.processors.JSONRenderer()
@@ -60,3 +64,8 @@ def configure_logging(log_format: LogFormat = "auto", level: int = logging.INFO)
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
+
+
+def logs_are_json() -> bool:
+    """Whether events go to stderr as JSON lines (for a pipeline), not for a human."""
+    return _chosen[0] == "json"

@@ -29,6 +29,7 @@ __all__ = [
     "credentials_work",
     "find_user",
     "get_account",
+    "get_settings",
     "list_accounts",
     "records_with_id",
     "user_matches",
@@ -134,6 +135,17 @@ async def get_account(caller: Caller, account_id: str) -> dict[str, Any] | None:
     return dict(response.get("Account", {}))
 
 
+async def get_settings(caller: Caller, account_id: str) -> dict[str, Any] | None:
+    """The account's settings, or ``None`` when the service says it does not exist."""
+    try:
+        response = await caller.call("GetAccountSettings", AccountId=account_id)
+    except PermanentError as error:
+        if error.status == 404:
+            return None
+        raise
+    return dict(response.get("AccountSettings", {}))
+
+
 async def credentials_work(caller: Caller) -> bool:
     """Whether the credentials are accepted now (a 403 may be one account's).
 
@@ -175,6 +187,10 @@ class Lookups:
     async def get_account(self, account_id: str) -> dict[str, Any] | None:
         """:func:`get_account`, retried."""
         return await self._retried(get_account, self.caller, account_id)
+
+    async def get_settings(self, account_id: str) -> dict[str, Any] | None:
+        """:func:`get_settings`, retried."""
+        return await self._retried(get_settings, self.caller, account_id)
 
     async def users(
         self, account_id: str, *, user_type: str | None = None

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from ._text import count
 from .actions import ActionSpec
 from .store import WorkItem
 
@@ -40,6 +41,11 @@ class PlanLine:
     account_id: str | None
     items: int
     items_per_request: int
+    #: The account's name, when the service told it.
+    account_name: str | None = None
+    #: For an action that reads its items from the account: the read-only operation
+    #: that reads them (``ListUsers``); a real run reads them again, page by page.
+    read_with: str | None = None
 
     @property
     def requests(self) -> int:
@@ -89,21 +95,21 @@ def plan_text(
     """
     items = sum(line.items for line in lines)
     requests = sum(line.requests for line in lines)
-    out = [f"plan: {items} items in {requests} batches ({requests} requests)"]
+    out = [
+        f"plan: {count(items, 'item')} in {count(requests, 'batch', 'batches')} "
+        f"({count(requests, 'request')})"
+    ]
     by_operation = ", ".join(f"{op} {n}" for op, n in sorted(lookups.items())) or "none"
     out.append(
-        f"look-ups: {sum(lookups.values())} read-only requests made while planning "
+        f"look-ups: {count(sum(lookups.values()), 'read-only request')} made while planning "
         f"({by_operation})"
     )
-    for line in lines:
-        out.append(
-            f"  {line.action} account {line.account_id or '-'}: {line.items} items, "
-            f"{line.requests} requests of up to {line.items_per_request}"
-        )
+    out += [_line_text(line) for line in lines]
     if rejected:
         counts = Counter(status for _, status, _ in rejected)
         out.append(
-            f"not sent: {len(rejected)} rows ({', '.join(f'{k} {v}' for k, v in counts.items())})"
+            f"not sent: {count(len(rejected), 'row')} "
+            f"({', '.join(f'{k} {v}' for k, v in counts.items())})"
         )
         for line_no, status, reason in rejected[:_LISTED_ROWS]:
             out.append(f"  line {line_no if line_no is not None else '-'}: {status}: {reason}")
@@ -112,3 +118,21 @@ def plan_text(
             out.append(f"  … and {more} more (see the report after a real run)")
     out.append(f"estimated duration: {requests / rate:.1f} s at {rate:g} requests/s")
     return "\n".join(out)
+
+
+def _line_text(line: PlanLine) -> str:
+    """``  suspend account ID (NAME): 120 items, 3 requests of up to 50``."""
+    account = line.account_id or "-"
+    if line.account_name:
+        account += f" ({line.account_name})"
+    requests = count(line.requests, "request")
+    if line.read_with:
+        sends = (
+            f"read with {count(line.requests, line.read_with + ' request')} of up to "
+            f"{line.items_per_request} (changes nothing)"
+        )
+    elif line.items_per_request == 1:
+        sends = requests if line.requests == 1 else f"{requests}, one item each"
+    else:
+        sends = f"{requests} of up to {line.items_per_request}"
+    return f"  {line.action} account {account}: {count(line.items, 'item')}, {sends}"

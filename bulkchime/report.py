@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from ._text import count
 from .store import STATUS_ORDER, CheckpointStore
 
 if TYPE_CHECKING:
@@ -95,6 +96,8 @@ class Summary:
     errors: dict[str, int] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
     throttled: int = 0
+    #: Requests that never reached the service (connection refused or not made in time).
+    not_connected: int = 0
     elapsed_seconds: float = 0.0
     #: Items this run finished (succeeded or failed); earlier runs of a resumed job excluded.
     finished_this_run: int = 0
@@ -116,6 +119,7 @@ class Summary:
             errors=await store.error_counts(),
             requests=dict(stats.requests),
             throttled=stats.throttled,
+            not_connected=stats.not_connected,
             elapsed_seconds=elapsed_seconds,
             finished_this_run=finished_this_run,
             phases=len(meta.get("actions") or [None]),
@@ -155,14 +159,19 @@ class Summary:
         )
         if self.phases > 1:
             rows = self.total // self.phases
-            out = [f"records: {self.total} = {rows} items x {self.phases} actions ({counts})"]
+            out = [
+                f"records: {self.total} = {count(rows, 'item')} x {self.phases} actions ({counts})"
+            ]
         else:
             out = [f"items: {self.total} ({counts})"]
         if self.errors:
             out.append("errors: " + ", ".join(f"{code} {n}" for code, n in self.errors.items()))
         sent = sum(self.requests.values())
         by_op = ", ".join(f"{op} {n}" for op, n in sorted(self.requests.items()))
-        out.append(f"requests: {sent} sent ({by_op or 'none'}), {self.throttled} throttled (429)")
+        requests = f"requests: {sent} sent ({by_op or 'none'}), {self.throttled} throttled (429)"
+        if self.not_connected:
+            requests += f"; {self.not_connected} not sent (could not connect)"
+        out.append(requests)
         out.append(f"elapsed: {self.elapsed_seconds:.1f} s, {self.items_per_second:.1f} items/s")
         return out
 
@@ -175,6 +184,7 @@ class Summary:
             "requests": self.requests,
             "requests_total": sum(self.requests.values()),
             "throttled": self.throttled,
+            "not_connected": self.not_connected,
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             "items_per_second": round(self.items_per_second, 2),
         }

@@ -22,16 +22,14 @@ import re
 import sys
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO, Final
+from typing import BinaryIO
 
+from bulkchime._column_hints import KEY_WORDS, KEYS, missing_column_hint
 from bulkchime._text import show
 from bulkchime._utf8 import Utf8Checked
 from bulkchime.errors import InputError
 
 __all__ = ["KEYS", "SourceRow", "file_fingerprint", "read_source"]
-
-#: The key columns an input can be read by.
-KEYS: Final[tuple[str, ...]] = ("email", "user_id", "account_id", "name")
 
 #: What an email must look like (after trimming) to be sent at all.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -70,13 +68,15 @@ def read_source(
     *,
     stdin: BinaryIO | None = None,
     display_name: str | None = None,
+    column: str | None = None,
 ) -> Generator[SourceRow, None, None]:
     """Stream the rows of the input at *path*, keyed by the column or field *key*.
 
-    *key* is one of :data:`KEYS`. A *path* of ``"-"`` reads *stdin* (by default
-    ``sys.stdin.buffer``, which is left open). Files ending in ``.csv`` are CSV, in
-    ``.jsonl`` or ``.ndjson`` JSON Lines; anything else, and stdin, is sniffed: JSONL
-    when the first non-blank character is ``{``, else CSV.
+    *key* is one of :data:`KEYS`: what each row names; *column* is the column or field
+    holding it when not named after it (``mail`` holding emails). A *path* of ``"-"``
+    reads *stdin* (by default ``sys.stdin.buffer``, which is left open). Files ending in
+    ``.csv`` are CSV, in ``.jsonl`` or ``.ndjson`` JSON Lines; anything else, and stdin,
+    is sniffed: JSONL when the first non-blank character is ``{``, else CSV.
 
     Errors name the input by *display_name*, by default the path as given (``<stdin>``
     for ``"-"``). An unknown *key* raises at once; every other
@@ -91,7 +91,7 @@ def read_source(
             f"unknown key {key!r}. HINT: use one of {', '.join(KEYS)}",
             field="key",
         )
-    return _read(path, key, stdin, name)
+    return _read(path, key, stdin, name, (column or key).strip().lower())
 
 
 def file_fingerprint(path: str | os.PathLike[str]) -> str:
@@ -125,7 +125,7 @@ def _cannot_read(exc: OSError) -> str:
 
 
 def _read(
-    path: str | os.PathLike[str], key: str, stdin: BinaryIO | None, name: str
+    path: str | os.PathLike[str], key: str, stdin: BinaryIO | None, name: str, column: str
 ) -> Generator[SourceRow, None, None]:
     text_path = os.fspath(path)
     raw: BinaryIO
@@ -147,9 +147,9 @@ def _read(
             )
         suffix = os.path.splitext(text_path)[1].lower() if text_path != "-" else ""
         if suffix in _CSV_SUFFIXES:
-            yield from _csv_rows(lines, key, name)
+            yield from _csv_rows(lines, key, name, column)
         elif suffix in _JSONL_SUFFIXES or first == "{":
-            yield from _jsonl_rows(lines, key, name)
+            yield from _jsonl_rows(lines, key, name, column)
         elif first == "[":
             raise InputError(
                 name,
@@ -158,7 +158,7 @@ def _read(
                 line=blanks + 1,
             )
         else:
-            yield from _csv_rows(lines, key, name)
+            yield from _csv_rows(lines, key, name, column)
     except OSError as exc:
         raise InputError(name, _cannot_read(exc)) from exc
     finally:
@@ -184,7 +184,7 @@ def _peek(text: Iterable[str]) -> tuple[str | None, int, Iterator[str]]:
 # --- CSV ----------------------------------------------------------------------------------
 
 
-def _csv_rows(lines: Iterator[str], key: str, name: str) -> Iterator[SourceRow]:
+def _csv_rows(lines: Iterator[str], key: str, name: str, column: str) -> Iterator[SourceRow]:
     # strict: a stray quote raises instead of silently swallowing the rest of the file.
     reader = csv.reader(lines, strict=True)
     header: list[str] | None = None
@@ -211,7 +211,7 @@ def _csv_rows(lines: Iterator[str], key: str, name: str) -> Iterator[SourceRow]:
             continue  # blank lines, and the ",,," rows spreadsheets leave behind
         if header is None:
             header, header_line = [value.strip().lower() for value in record], start
-            key_at, account_at, others = _columns(header, key, name, start)
+            key_at, account_at, others = _columns(header, key, column, name, start)
             continue
         rows += 1
         yield _csv_row(start, record, header, key, key_at, account_at, others)
@@ -224,44 +224,38 @@ def _csv_rows(lines: Iterator[str], key: str, name: str) -> Iterator[SourceRow]:
 
 
 def _columns(
-    header: list[str], key: str, name: str, line: int
+    header: list[str], key: str, column: str, name: str, line: int
 ) -> tuple[int, int | None, list[tuple[int, str]]]:
-    """Find the key and account columns; the others are (index, name) pairs."""
+    """Find the key's column and the account column; the others are (index, name) pairs."""
     seen: set[str] = set()
-    for column in header:
-        if column and column in seen:
+    for cell in header:
+        if cell and cell in seen:
             raise InputError(
                 name,
-                f"the header names the column {column!r} twice. HINT: rename or delete one",
+                f"the header names the column {cell!r} twice. HINT: rename or delete one",
                 line=line,
-                field=column,
+                field=cell,
             )
-        seen.add(column)
-    if key not in seen:
-        shown = ", ".join(column or "''" for column in header[:_HEADER_SHOWN])
+        seen.add(cell)
+    if column not in seen:
+        shown = ", ".join(cell or "''" for cell in header[:_HEADER_SHOWN])
         if len(header) > _HEADER_SHOWN:
             shown += f", ... ({len(header)} columns)"
-        hint = ""
-        if any("@" in column for column in header):
-            hint = (
-                f". HINT: the first line looks like data, not a header; "
-                f"add a header line such as '{key}' at the top"
-            )
         raise InputError(
             name,
-            f"no {key!r} column; the header has: {shown}; use --key to name the key column "
-            f"(input.key in a job file), or rename the column to {key!r}{hint}",
+            f"no {column!r} column; the header has: {shown}. HINT: "
+            + missing_column_hint(header, key, column),
             line=line,
-            field=key,
+            field=column,
         )
-    key_at = header.index(key)
+    key_at = header.index(column)
     account_at = (
         header.index("account_id") if key != "account_id" and "account_id" in seen else None
     )
     others = [
-        (index, column)
-        for index, column in enumerate(header)
-        if column and index != key_at and index != account_at
+        (index, cell)
+        for index, cell in enumerate(header)
+        if cell and index != key_at and index != account_at
     ]
     return key_at, account_at, others
 
@@ -295,7 +289,7 @@ def _csv_row(
 # --- JSONL --------------------------------------------------------------------------------
 
 
-def _jsonl_rows(lines: Iterator[str], key: str, name: str) -> Iterator[SourceRow]:
+def _jsonl_rows(lines: Iterator[str], key: str, name: str, column: str) -> Iterator[SourceRow]:
     for number, text in enumerate(lines, 1):
         if not text.strip():
             continue
@@ -317,31 +311,32 @@ def _jsonl_rows(lines: Iterator[str], key: str, name: str) -> Iterator[SourceRow
                 f'object per line, e.g. {{"{key}": "..."}}',
                 line=number,
             )
-        yield _jsonl_row(number, value, key)
+        yield _jsonl_row(number, value, key, column)
 
 
-def _jsonl_row(line: int, obj: dict[str, object], key: str) -> SourceRow:
+def _jsonl_row(line: int, obj: dict[str, object], key: str, column: str) -> SourceRow:
     rejection = None
     values: dict[str, str] = {}
     written: dict[str, str] = {}
     for field, raw in obj.items():
-        column = field.strip().lower()
-        if column in written:
+        name = field.strip().lower()
+        if name in written:
             rejection = rejection or (
-                f"fields {written[column]!r} and {field!r} are the same field; keep one"
+                f"fields {written[name]!r} and {field!r} are the same field; keep one"
             )
             continue
-        written[column] = field
+        written[name] = field
         if isinstance(raw, dict | list):
             rejection = rejection or (
-                f"{column} is a JSON {_json_kind(raw)}; values must be strings or numbers"
+                f"{name} is a JSON {_json_kind(raw)}; values must be strings or numbers"
             )
             continue
-        values[column] = _scalar(raw)
-    raw_key = values.pop(key, None)
-    if raw_key is None and rejection is None and key not in written:
+        values[name] = _scalar(raw)
+    raw_key = values.pop(column, None)
+    if raw_key is None and rejection is None and column not in written:
         rejection = (
-            f"no {key!r} field. HINT: give each object a {key!r} field, or choose another --key"
+            f"no {column!r} field. HINT: give each object a {column!r} field, or name the "
+            f"field that holds the {KEY_WORDS[key]} with --key-column (input.column)"
         )
     account = values.pop("account_id", "") if key != "account_id" else ""
     return _row(line, key, raw_key or "", account, values, rejection)

@@ -41,14 +41,14 @@ DOC_FILES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 #: The first line each template's dry run prints against a default emulator (seed 0,
 #: 2 accounts x 100 users); the docs show these lines.
 EXPECTED_PLANS = {
-    "export-users": "plan: 0 items in 0 batches (0 requests)",
+    "export-users": "plan: 100 items in 1 batch (1 request)",
     "license-migration": "plan: 38 items in 2 batches (2 requests)",
     "multi-account-migration": "plan: 6 items in 2 batches (2 requests)",
     "offboarding": "plan: 8 items in 5 batches (5 requests)",
-    "onboarding-invites": "plan: 6 items in 1 batches (1 requests)",
+    "onboarding-invites": "plan: 6 items in 1 batch (1 request)",
 }
 TEMPLATES = sorted(path.stem for path in JOBS.glob("*.toml"))
-PLAN_LINE = re.compile(r"^plan: \d+ items in \d+ batches \(\d+ requests\)$")
+PLAN_LINE = re.compile(r"^plan: \d+ items? in \d+ batch(es)? \(\d+ requests?\)$")
 
 
 def _copy_jobs(tmp_path: Path) -> Path:
@@ -124,15 +124,24 @@ def test_template_dry_run_plans_and_changes_nothing(
     assert leftovers == []  # a dry run writes no checkpoint or report
 
 
-def test_onboarding_dry_run_plans_before_the_team_account_exists(
+def test_onboarding_dry_run_before_the_team_account_exists_exits_2_as_the_run_would(
     emulator: RunningEmulator, tmp_path: Path
 ) -> None:
     jobs = _copy_jobs(tmp_path)
-    result = run_cli(
-        ["run", str(jobs / "onboarding-invites.toml"), "--dry-run", "--endpoint-url", emulator.url]
+    args = ["run", str(jobs / "onboarding-invites.toml"), "--endpoint-url", emulator.url]
+
+    dry = run_cli([*args, "--dry-run"])
+    real = run_cli(args)
+
+    assert (dry.exit_code, real.exit_code) == (2, 2), dry.stdout + dry.stderr
+    assert dry.stdout == ""  # no plan of a job that cannot run
+    errors = [line for line in dry.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [line for line in real.stderr.splitlines() if line.startswith("error: ")]
+    assert errors[0].endswith(
+        "onboarding-invites.toml: account_name: must match exactly one account; "
+        "'Onboarding Team' matches none. HINT: check the exact name (case included), or "
+        "create the account first with bulkchime create-account"
     )
-    assert result.exit_code == 0, result.stdout + result.stderr
-    assert PLAN_LINE.match(result.stdout.splitlines()[0])
     assert mutations(emulator.stats()) == 0
 
 

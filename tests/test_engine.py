@@ -349,7 +349,7 @@ def test_an_unknown_job_account_is_a_job_error(emulator: RunningEmulator, tmp_pa
         ]
     )
     assert result.exit_code == 2
-    assert "account_id: account '00000000-0000-4000-8000-000000000000' does not exist" in (
+    assert "--account: account '00000000-0000-4000-8000-000000000000' does not exist" in (
         result.stderr
     )
     assert mutations(emulator.stats()) == 0

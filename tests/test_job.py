@@ -563,7 +563,7 @@ def test_job_from_dict(jobs: Path) -> None:
     assert job_from_dict({"action": "suspend", "input": {"path": "-"}}).name == "suspend-stdin"
     with pytest.raises(InputError) as info:
         job_from_dict({"action": "suspend", "input": {"path": "x.csv", "key": "name"}})
-    assert str(info.value).startswith("<command line>: input.key: suspend cannot use the key")
+    assert str(info.value).startswith("<command line>: --key: suspend cannot use the key")
 
 
 @given(rate=st.floats(allow_nan=True, allow_infinity=True) | st.integers())

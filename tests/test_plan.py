@@ -43,7 +43,24 @@ def test_the_plan_text_counts_requests_look_ups_and_rows_not_sent() -> None:
         "look-ups: 5 read-only requests made while planning (GetAccount 1, ListUsers 4)"
     )
     assert text[2] == "  suspend account acc-1: 120 items, 3 requests of up to 50"
-    assert text[3] == "  suspend account -: 3 items, 1 requests of up to 50"
+    assert text[3] == "  suspend account -: 3 items, 1 request of up to 50"
     assert text[4] == "not sent: 52 rows (rejected 52)"
     assert text[-2] == "  … and 2 more (see the report after a real run)"
     assert text[-1] == "estimated duration: 0.2 s at 20 requests/s"
+
+
+def test_the_plan_text_speaks_english_for_one_and_names_accounts() -> None:
+    lines = [
+        PlanLine("logout", "acc-1", 4, 1, account_name="Example Corp 1"),
+        PlanLine("suspend", "acc-1", 1, 50, account_name="Example Corp 1"),
+        PlanLine("reset-pin", "acc-2", 1, 1),
+    ]
+    text = plan_text(lines, [(6, "failed", "no user")], {"ListAccounts": 1}, 10.0).splitlines()
+    assert text[0] == "plan: 6 items in 6 batches (6 requests)"
+    assert text[1] == "look-ups: 1 read-only request made while planning (ListAccounts 1)"
+    assert text[2] == "  logout account acc-1 (Example Corp 1): 4 items, 4 requests, one item each"
+    assert text[3] == "  suspend account acc-1 (Example Corp 1): 1 item, 1 request of up to 50"
+    assert text[4] == "  reset-pin account acc-2: 1 item, 1 request"
+    assert text[5] == "not sent: 1 row (failed 1)"
+    single = plan_text([PlanLine("suspend", "a", 1, 50)], [], {}, 10.0).splitlines()
+    assert single[0] == "plan: 1 item in 1 batch (1 request)"

@@ -41,4 +41,4 @@ def test_a_release_0_1_checkpoint_killed_mid_run_resumes_exactly_once(
     assert emulator.stats()["effects"]["BatchSuspendUser"] == {"total": 50, "distinct": 50}
     assert [r["attempts"] for r in report[:50]] == [1] * 50
     with contextlib.closing(sqlite3.connect(tmp_path / "suspend.ckpt.sqlite")) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+        assert db.execute("PRAGMA user_version").fetchone() == (3,)

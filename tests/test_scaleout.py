@@ -334,7 +334,8 @@ def test_redis_stopped_mid_run_pauses_the_runners_and_loses_nothing(
 
     for runner in group:
         assert runner.code == 0, runner.describe()
-        assert "budget.unreachable" in runner.stderr
+    # A runner waiting for a token says so (one idle, its claims done, may not have asked).
+    assert any("budget.unreachable" in runner.stderr for runner in group)
     assert effects(emulator, "BatchSuspendUser") == {"total": 3_000, "distinct": 3_000}
 
 

@@ -168,11 +168,42 @@ def test_row_level_accepts(tmp_path: Path, key: str, value: str) -> None:
 def test_missing_key_column(tmp_path: Path) -> None:
     path = write(tmp_path, "users.csv", "Mail, Name\na@b.co,A\n")
     err = error(path)
-    assert str(err).startswith(
-        f"{path}:1: email: no 'email' column; the header has: mail, name; "
-        "use --key to name the key column"
+    assert str(err) == (
+        f"{path}:1: email: no 'email' column; the header has: mail, name. HINT: name the "
+        'column that holds the emails: --key-column mail (column = "mail" under [input] in '
+        "a job file), or rename that column to 'email'"
     )
     assert (err.file, err.line, err.field) == (str(path), 1, "email")
+
+
+def test_the_hint_for_a_missing_column_can_be_followed(tmp_path: Path) -> None:
+    path = write(tmp_path, "users.csv", "Mail, Name\na@b.co,A\n")
+    (row,) = rows(path, column="mail")
+    assert (row.key, row.fields) == ("a@b.co", {"name": "A"})
+    jsonl = write(tmp_path, "users.jsonl", '{"Mail": "a@b.co"}\n{"email": "c@d.co"}\n')
+    first, second = rows(jsonl, column="mail")
+    assert (first.key, first.rejection) == ("a@b.co", None)
+    assert second.rejection is not None and "--key-column" in second.rejection
+
+
+def test_a_header_with_no_column_like_the_key_asks_for_one(tmp_path: Path) -> None:
+    err = error(write(tmp_path, "users.csv", "who,name\na@b.co,A\n"))
+    assert '--key-column COLUMN (column = "COLUMN" under [input]' in str(err)
+
+
+def test_a_file_of_emails_read_by_user_id_is_told_to_use_key_email(tmp_path: Path) -> None:
+    err = error(write(tmp_path, "users.csv", "email,name\na@b.co,A\n"), "user_id")
+    assert "HINT: the header has an 'email' column: --key email reads the rows by it" in str(err)
+
+
+@pytest.mark.parametrize(("delimiter", "called"), [(";", "semicolon"), ("\t", "tab")])
+def test_a_header_split_by_another_delimiter_gets_a_hint_about_it(
+    tmp_path: Path, delimiter: str, called: str
+) -> None:
+    path = write(tmp_path, "users.csv", f"email{delimiter}name\na@b.co{delimiter}A\n")
+    err = error(path)
+    assert f"HINT: the header looks {called}-separated" in str(err)
+    assert "save it as CSV with commas" in str(err)
 
 
 def test_missing_header_is_explained(tmp_path: Path) -> None:

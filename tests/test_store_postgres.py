@@ -140,7 +140,28 @@ async def test_runners_starting_together_create_the_schema_once(
         await store.close()
     schema = fresh_schema.rsplit("%3D", 1)[1]
     cursor = await db.execute(f"SELECT version FROM {schema}.bulkchime_schema")
-    assert await cursor.fetchall() == [(1,)]
+    assert await cursor.fetchall() == [(2,)]
+
+
+async def test_a_version_1_schema_is_migrated_in_place_and_keeps_its_jobs(
+    fresh_schema: str, db: psycopg.AsyncConnection[Any]
+) -> None:
+    store = await PostgresStore.open(with_job(fresh_schema, "old"))
+    await store.check_job({"actions": ["suspend"], "input": "users.csv"})
+    await store.close()
+    schema = fresh_schema.rsplit("%3D", 1)[1]
+    await db.execute(f"DROP TABLE {schema}.bulkchime_before_images")
+    await db.execute(f"UPDATE {schema}.bulkchime_schema SET version = 1")
+
+    store = await PostgresStore.open(with_job(fresh_schema, "old"))
+    try:
+        assert await store.job_meta() == {"actions": ["suspend"], "input": "users.csv"}
+        await store.add_before_images("acc", [("u1", {"LicenseType": "Basic"})])
+        assert [i async for i in store.before_images()] == [("acc", "u1", {"LicenseType": "Basic"})]
+    finally:
+        await store.close()
+    cursor = await db.execute(f"SELECT version FROM {schema}.bulkchime_schema")
+    assert await cursor.fetchall() == [(2,)]
 
 
 async def test_a_schema_written_by_a_newer_bulkchime_is_refused_untouched(

@@ -329,7 +329,7 @@ async def test_a_first_release_checkpoint_is_migrated_and_resumes(tmp_path: Path
     assert pragma(path, "user_version") == 0
     store = await open_store(path)
     try:
-        assert pragma(path, "user_version") == 2
+        assert pragma(path, "user_version") == 3
         assert "batch" not in columns(path, "tasks")
         assert columns(path, "directory") == ["account_id", "email", "user_id"]
         job = {**JOB, "actions": ["logout", "suspend"]}
@@ -386,13 +386,43 @@ async def test_a_reader_reads_a_first_release_checkpoint_without_migrating_it(
     assert "batch" in columns(path, "tasks")
 
 
-async def test_new_and_empty_files_are_created_at_version_2(tmp_path: Path) -> None:
+async def test_new_and_empty_files_are_created_at_version_3(tmp_path: Path) -> None:
     (tmp_path / "empty.ckpt.sqlite").touch(mode=0o600)
     for name in ("new.ckpt.sqlite", "empty.ckpt.sqlite"):
         store = await open_store(tmp_path / name)
         await store.close()
-        assert pragma(tmp_path / name, "user_version") == 2
+        assert pragma(tmp_path / name, "user_version") == 3
         assert "batch" not in columns(tmp_path / name, "tasks")
+
+
+async def test_a_version_2_checkpoint_is_migrated_by_a_writer_not_by_a_reader(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v2.ckpt.sqlite"
+    store = await open_store(path)
+    await store.check_job(JOB)
+    await store.close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE before_images")
+    db.execute("PRAGMA user_version = 2")
+    db.commit()
+    db.close()
+
+    reader = await open_store(path, lock=False)  # status, while an older release runs it
+    try:
+        assert [i async for i in reader.before_images()] == []
+    finally:
+        await reader.close()
+    assert pragma(path, "user_version") == 2
+
+    store = await open_store(path)
+    try:
+        assert pragma(path, "user_version") == 3
+        assert await store.job_meta() == JOB
+        await store.add_before_images("acc", [("u1", {"LicenseType": "Basic"})])
+        assert [i async for i in store.before_images()] == [("acc", "u1", {"LicenseType": "Basic"})]
+    finally:
+        await store.close()
 
 
 async def test_a_checkpoint_of_a_newer_release_is_refused_untouched(tmp_path: Path) -> None:
@@ -400,7 +430,7 @@ async def test_a_checkpoint_of_a_newer_release_is_refused_untouched(tmp_path: Pa
     store = await open_store(path)
     await store.close()
     db = sqlite3.connect(path)
-    db.execute("PRAGMA user_version = 3")
+    db.execute("PRAGMA user_version = 4")
     db.close()
     before = fingerprint(path)
     for lock in (True, False):

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from ._accounts import CreateAccount, DeleteAccount, GetSettings, UpdateAccount, UpdateSettings
 from ._spec import ActionHandler, ActionSpec, ItemResult, Target
+from ._undo import COLUMNS, Capture, Reversal, cannot_undo, image_of, image_value, reversal
 from ._users import (
     BatchUsers,
     Invite,
@@ -25,13 +26,20 @@ from ._users import (
 
 __all__ = [
     "ACTIONS",
+    "COLUMNS",
     "ActionHandler",
     "ActionSpec",
+    "Capture",
     "ItemResult",
+    "Reversal",
     "Target",
+    "cannot_undo",
     "get_action",
+    "image_of",
+    "image_value",
     "outcome_unknown",
     "public_user",
+    "reversal",
 ]
 
 _USER_KEYS = ("email", "user_id")

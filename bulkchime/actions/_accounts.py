@@ -14,7 +14,14 @@ if TYPE_CHECKING:
     from ..lookups import Caller, Lookups
     from ..store import WorkItem
 
-__all__ = ["CreateAccount", "DeleteAccount", "GetSettings", "UpdateAccount", "UpdateSettings"]
+__all__ = [
+    "ALREADY_EXISTS",
+    "CreateAccount",
+    "DeleteAccount",
+    "GetSettings",
+    "UpdateAccount",
+    "UpdateSettings",
+]
 
 #: ``update-settings`` parameters and the model's ``AccountSettings`` members.
 SETTINGS = (
@@ -23,7 +30,8 @@ SETTINGS = (
 )
 
 
-_ALREADY_EXISTS = "already exists (found with ListAccounts); not created again"
+#: The message of a create-account item whose account existed before: not this job's.
+ALREADY_EXISTS = "already exists (found with ListAccounts); not created again"
 
 
 def _account_id(item: WorkItem) -> str:
@@ -43,9 +51,7 @@ class CreateAccount(OneItem):
     ) -> ItemResult:
         existing = await list_accounts(caller, name=item.key)
         if existing:
-            return _created(
-                existing[0], "already exists (found with ListAccounts); not created again"
-            )
+            return _created(existing[0], ALREADY_EXISTS)
         response = await caller.call("CreateAccount", Name=item.key)
         return _created(response.get("Account", {}))
 
@@ -57,8 +63,8 @@ class CreateAccount(OneItem):
 
 
 class UpdateAccount(OneItem):
-    """``UpdateAccount``: the account's new name (its row's, else the job's) and default
-    license (the job's), when given. The account's name and default license after the
+    """``UpdateAccount``: the account's new name and default license (its row's, else the
+    job's), when given. The account's name and default license after the
     change go into the report."""
 
     async def send_one(
@@ -68,8 +74,9 @@ class UpdateAccount(OneItem):
         name = item.fields.get("name") or params.get("name")
         if name:
             request["Name"] = str(name)
-        if params.get("default_license"):
-            request["DefaultLicense"] = str(params["default_license"])
+        default_license = item.fields.get("default_license") or params.get("default_license")
+        if default_license:
+            request["DefaultLicense"] = str(default_license)
         if len(request) == 1:  # a row with an empty name cell, in a job that sets nothing else
             return ItemResult(
                 ok=False,
@@ -108,13 +115,24 @@ class GetSettings(OneItem):
         return ItemResult(ok=True, result={k: bool(v) for k, v in settings.items()})
 
 
+def _flag(value: Any) -> bool:
+    """A setting's value: a boolean, or a column's text (``true``/``false``)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
+
+
 class UpdateSettings(OneItem):
-    """``UpdateAccountSettings``: the settings the job gives."""
+    """``UpdateAccountSettings``: the settings the row (an undo's) or the job gives."""
 
     async def send_one(
         self, caller: Caller, account_id: str | None, item: WorkItem, params: Mapping[str, Any]
     ) -> ItemResult:
-        settings = {model: bool(params[param]) for param, model in SETTINGS if param in params}
+        settings = {
+            model: _flag(item.fields[param] if param in item.fields else params[param])
+            for param, model in SETTINGS
+            if param in item.fields or param in params
+        }
         await caller.call(
             "UpdateAccountSettings", AccountId=_account_id(item), AccountSettings=settings
         )

@@ -105,7 +105,18 @@ class BatchUsers(Resend):
         user_ids = [need(item.user_id) for item in items]
         body = self.body(user_ids, items, params)
         response = await caller.call(self.operation, AccountId=need(account_id), **body)
-        return _per_user(response, user_ids)
+        return self.results(_per_user(response, user_ids), items, params)
+
+    def results(
+        self, results: list[ItemResult], items: Sequence[WorkItem], params: Mapping[str, Any]
+    ) -> list[ItemResult]:
+        """The per-user results, with what the report keeps of each success."""
+        return results
+
+
+def _license(item: WorkItem, params: Mapping[str, Any]) -> str:
+    """The license *item* gets: its row's, else the job's."""
+    return str(item.fields.get("license") or params["license"])
 
 
 class UpdateLicenses(BatchUsers):
@@ -118,10 +129,19 @@ class UpdateLicenses(BatchUsers):
         self, user_ids: list[str], items: Sequence[WorkItem], params: Mapping[str, Any]
     ) -> dict[str, Any]:
         entries = [
-            {"UserId": user_id, "LicenseType": str(item.fields.get("license") or params["license"])}
+            {"UserId": user_id, "LicenseType": _license(item, params)}
             for user_id, item in zip(user_ids, items, strict=True)
         ]
         return {"UpdateUserRequestItems": entries}
+
+    def results(
+        self, results: list[ItemResult], items: Sequence[WorkItem], params: Mapping[str, Any]
+    ) -> list[ItemResult]:
+        """Each migrated user's new license goes into the report (undo and verify read it)."""
+        return [
+            ItemResult(ok=True, result={"LicenseType": _license(item, params)}) if r.ok else r
+            for r, item in zip(results, items, strict=True)
+        ]
 
 
 class Invite:
@@ -170,8 +190,8 @@ class Invite:
 
 
 class UpdateUser(OneItem):
-    """``UpdateUser``: the license (the row's, else the job's) and the user type (the
-    job's), when given. The user's license and type after the change go into the report."""
+    """``UpdateUser``: the license and the user type (the row's, else the job's), when
+    given. The user's license and type after the change go into the report."""
 
     async def send_one(
         self, caller: Caller, account_id: str | None, item: WorkItem, params: Mapping[str, Any]
@@ -180,8 +200,9 @@ class UpdateUser(OneItem):
         license_type = item.fields.get("license") or params.get("license")
         if license_type:
             request["LicenseType"] = str(license_type)
-        if params.get("user_type"):
-            request["UserType"] = str(params["user_type"])
+        user_type = item.fields.get("user_type") or params.get("user_type")
+        if user_type:
+            request["UserType"] = str(user_type)
         user = (await caller.call("UpdateUser", **request)).get("User", {})
         kept = ("LicenseType", "UserType")
         return ItemResult(ok=True, result={k: str(user[k]) for k in kept if user.get(k)})

@@ -3,6 +3,8 @@
 ::
 
     runner          open the store, the budget and the client; wrap up; exit code
+      planning      a dry run's plan lines, read from the store
+      run_record    what the run finished and when, for ``bulkchime status``
       phases        ingest, the job's account, then each action phase:
         ingest        input rows -> the store (job errors stop here, nothing sent)
         accounts      the job's account, and each account the items name, checked first

@@ -82,6 +82,8 @@ class RunContext:
     actions: list[ActionSpec] = field(default_factory=list)
     #: Account ids found for account names.
     account_ids: dict[str, str] = field(default_factory=dict)
+    #: Names of the accounts the service described, by id (for plans and ``status``).
+    account_names: dict[str, str] = field(default_factory=dict)
     #: Accounts the service confirmed exist (or that were dealt with).
     checked_accounts: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)

@@ -12,19 +12,18 @@ from typing import Any
 
 import structlog
 
+from .._text import field_name
 from ..errors import AuthError, InputError
 from ._context import RunContext
 
-__all__ = ["PLACEHOLDER_PREFIX", "account_forbidden", "check_accounts", "resolve_job_account"]
+__all__ = ["account_forbidden", "check_accounts", "note_account", "resolve_job_account"]
 
 log = structlog.get_logger("bulkchime")
 
-#: How a dry run names an account that an earlier step has yet to create.
-PLACEHOLDER_PREFIX = "(no account named"
-
 
 async def resolve_job_account(ctx: RunContext) -> None:
-    """Check the job's ``account_id``, or find the id of its ``account_name`` (exit 2 if not)."""
+    """Check the job's ``account_id``, or find the id of its ``account_name`` (exit 2 if not,
+    in a dry run as in a real run: a dry run is the gate before the real one)."""
     account_id = ctx.job.account_id
     if account_id and account_id not in ctx.checked_accounts:
         await _check_job_account_id(ctx, account_id)
@@ -32,17 +31,10 @@ async def resolve_job_account(ctx: RunContext) -> None:
     if not name or name in ctx.account_ids:
         return
     accounts = await ctx.lookups.list_accounts(name=name)
-    if not accounts and ctx.dry_run:
-        # Plan a job whose account an earlier step creates (a Team account for invites).
-        placeholder = f"{PLACEHOLDER_PREFIX} {name!r} yet)"
-        ctx.account_ids[name] = placeholder
-        ctx.checked_accounts.add(placeholder)
-        log.warning("account.not_found", account_name=name, hint="a real run exits 2")
-        return
     if len(accounts) != 1:
         found = ", ".join(str(a.get("AccountId")) for a in accounts) or "none"
         hint = (
-            "use account_id to pick one"
+            f"use {field_name(ctx.source, 'account_id')} to pick one"
             if accounts
             else "check the exact name (case included), or create the account first "
             "with bulkchime create-account"
@@ -50,10 +42,25 @@ async def resolve_job_account(ctx: RunContext) -> None:
         raise InputError(
             ctx.source,
             f"must match exactly one account; {name!r} matches {found}. HINT: {hint}",
-            field="account_name",
+            field=field_name(ctx.source, "account_name"),
         )
-    ctx.account_ids[name] = str(accounts[0]["AccountId"])
+    ctx.account_ids[name] = note_account(ctx, accounts[0])
+    await _save_names(ctx)
     _require_team(ctx, accounts[0], "account_name")
+
+
+def note_account(ctx: RunContext, account: Mapping[str, Any]) -> str:
+    """Remember the name of *account* (an ``Account`` the service sent); its id."""
+    account_id = str(account["AccountId"])
+    if account.get("Name"):
+        ctx.account_names[account_id] = str(account["Name"])
+    return account_id
+
+
+async def _save_names(ctx: RunContext) -> None:
+    """Keep the accounts' names in the checkpoint, for ``bulkchime status``."""
+    if ctx.account_names and not ctx.dry_run:
+        await ctx.store.set_info("accounts", ctx.account_names)
 
 
 async def _check_job_account_id(ctx: RunContext, account_id: str) -> None:
@@ -65,17 +72,19 @@ async def _check_job_account_id(ctx: RunContext, account_id: str) -> None:
             raise InputError(
                 ctx.source,
                 f"these credentials may not administer account {account_id}: {error.message}",
-                field="account_id",
+                field=field_name(ctx.source, "account_id"),
             ) from None
         raise
     if account is None:
         raise InputError(
             ctx.source,
             f"account {account_id!r} does not exist. HINT: list the accounts with "
-            "'aws chime list-accounts', or give account_name",
-            field="account_id",
+            f"'aws chime list-accounts', or give {field_name(ctx.source, 'account_name')}",
+            field=field_name(ctx.source, "account_id"),
         )
     ctx.checked_accounts.add(account_id)
+    note_account(ctx, {**account, "AccountId": account_id})
+    await _save_names(ctx)
     _require_team(ctx, account, "account_id")
 
 
@@ -89,12 +98,13 @@ def _require_team(ctx: RunContext, account: Mapping[str, Any], field: str) -> No
             f"{needs_team[0]} needs a Team account; {account.get('Name')!r} "
             f"({account.get('AccountId')}) is {kind}. HINT: create a Team account with "
             f"bulkchime create-account, or {needs_team[0]} into an existing one",
-            field=field,
+            field=field_name(ctx.source, field),
         )
 
 
 async def check_accounts(ctx: RunContext, phase: int) -> None:
     """Fail every item of an account the service does not know, before sending any."""
+    named = len(ctx.account_names)
     for account_id in await ctx.store.accounts_pending(phase):
         if account_id is None or account_id in ctx.checked_accounts:
             continue
@@ -111,6 +121,10 @@ async def check_accounts(ctx: RunContext, phase: int) -> None:
             )
             log.warning("account.not_found", account_id=account_id, items=failed)
             ctx.health.add_failed(failed)
+        else:
+            note_account(ctx, {**account, "AccountId": account_id})
+    if len(ctx.account_names) > named:
+        await _save_names(ctx)
 
 
 async def account_forbidden(ctx: RunContext, phase: int, account_id: str, error: AuthError) -> bool:

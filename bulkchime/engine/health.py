@@ -77,6 +77,10 @@ class Health:
                 self.failed += 1
         self.check_threshold()
 
+    def add_succeeded(self, count: int) -> None:
+        """Note *count* items done without a send of their own (read with the account)."""
+        self.succeeded += count
+
     def add_failed(self, count: int) -> None:
         """Note *count* items failed without a send (unknown users, missing accounts)."""
         self.failed += count

@@ -13,6 +13,7 @@ from typing import Any
 
 import structlog
 
+from .._text import field_name
 from ..actions import ActionSpec, Target, public_user
 from ..constants import LICENSES
 from ..errors import InputError
@@ -21,10 +22,21 @@ from ..lookups import user_matches
 from ..sources import SourceRow, file_fingerprint, read_source
 from ..store import ItemRecord
 from ._context import RunContext
+from .before_images import BeforeImages
 
 __all__ = ["ingest", "job_identity"]
 
 log = structlog.get_logger("bulkchime")
+
+#: Columns kept as the item's own parameters (an undo's input sets the last four).
+_ITEM_FIELDS = (
+    "license",
+    "name",
+    "user_type",
+    "default_license",
+    "disable_remote_control",
+    "enable_dial_out",
+)
 
 #: Records per store write while scanning an account.
 _SCAN_CHUNK = 2000
@@ -39,7 +51,7 @@ def job_identity(job: JobSpec) -> dict[str, Any]:
             fingerprint = file_fingerprint(path)
         except OSError:
             fingerprint = None  # reading it will report the problem with file and field
-    return {
+    identity: dict[str, Any] = {
         "actions": list(job.actions),
         "account_id": job.account_id,
         "account_name": job.account_name,
@@ -49,6 +61,9 @@ def job_identity(job: JobSpec) -> dict[str, Any]:
         "query": dict(job.input.query) if job.input.query else None,
         "params": {k: job.params[k] for k in sorted(job.params)},
     }
+    if job.input.column:  # only when given: checkpoints made before it still match
+        identity["column"] = job.input.column
+    return identity
 
 
 async def ingest(ctx: RunContext) -> None:
@@ -70,7 +85,7 @@ async def _ingest_one_account(ctx: RunContext, action: ActionSpec) -> None:
         raise InputError(
             ctx.source,
             f"{action.name} needs the account: --account, or an input file of account ids",
-            field="account_id",
+            field=field_name(ctx.source, "account_id"),
         )
     record = ItemRecord(line=None, key=account_id, raw_key=account_id, account_id=account_id)
     await ctx.store.ingest(ctx.job.actions, [record])
@@ -80,7 +95,13 @@ def _records(ctx: RunContext) -> Iterator[ItemRecord]:
     path = ctx.job.input.path
     assert path is not None
     display = "<stdin>" if path == "-" else path
-    rows = read_source(path, ctx.job.input.key, stdin=ctx.options.stdin, display_name=display)
+    rows = read_source(
+        path,
+        ctx.job.input.key,
+        stdin=ctx.options.stdin,
+        display_name=display,
+        column=ctx.job.input.column,
+    )
     for row in rows:
         yield _record(ctx, row, display)
 
@@ -89,18 +110,18 @@ def _record(ctx: RunContext, row: SourceRow, display: str) -> ItemRecord:
     job = ctx.job
     key_kind = job.input.key
     account_id = row.account_id or ctx.job_account
-    fields = {name: row.fields[name] for name in ("license", "name") if row.fields.get(name)}
+    fields = {name: row.fields[name] for name in _ITEM_FIELDS if row.fields.get(name)}
     rejection = row.rejection
     if rejection is None and "license" in fields and fields["license"] not in LICENSES:
         rejection = f"license {fields['license']!r} is not one of {', '.join(LICENSES)}"
     if ctx.actions[0].target is Target.USER and not account_id and not rejection:
         _require_account(ctx, row, display)
+    skip_reason = row.fields.get("skip_reason")
     for spec in ctx.actions:
         for param in spec.required_params:
-            if not rejection and not (fields.get(param) or job.params.get(param)):
-                rejection = (
-                    f"no {param}: the {param!r} cell is empty and the job has no params.{param}"
-                )
+            if skip_reason or rejection or fields.get(param) or job.params.get(param):
+                continue
+            rejection = f"no {param}: the {param!r} cell is empty and the job has no params.{param}"
     return ItemRecord(
         line=row.line,
         key=row.key,
@@ -110,6 +131,8 @@ def _record(ctx: RunContext, row: SourceRow, display: str) -> ItemRecord:
         user_id=row.key if key_kind == "user_id" else None,
         fields=fields or None,
         rejection=rejection,
+        # An undo's input names the items it will not send, and why.
+        skip=(row.fields.get("skip_code") or "Skipped", skip_reason) if skip_reason else None,
     )
 
 
@@ -139,22 +162,28 @@ async def _ingest_from_account(ctx: RunContext, action: ActionSpec) -> None:
         raise InputError(
             ctx.source,
             f"{action.name} reads users from an account; name it. HINT: --account or account_id",
-            field="account_id",
+            field=field_name(ctx.source, "account_id"),
         )
     query = dict(ctx.job.input.query or {})
     chunk: list[ItemRecord] = []
     total = 0
     # The service filters by user type itself; the other filters are applied here.
+    images = BeforeImages(ctx, account_id)
     async for user in ctx.lookups.users(account_id, user_type=query.get("user_type")):
         if not user_matches(user, query):
             continue
         chunk.append(_user_record(user, account_id, done=action.reads_account))
+        images.add(user)
         total += 1
         if len(chunk) >= _SCAN_CHUNK:
             await ctx.store.ingest_chunk(ctx.job.actions, chunk)
+            await images.flush()
             chunk = []
     await ctx.store.ingest_chunk(ctx.job.actions, chunk)
+    await images.flush()
     await ctx.store.finish_ingest()
+    if action.reads_account:  # read is done: these are the run's items, at its speed
+        ctx.health.add_succeeded(total)
     log.info("ingested", items=total, account_id=account_id, query=ctx.job.input.query)
 
 

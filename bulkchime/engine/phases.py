@@ -16,6 +16,7 @@ from ..actions import ActionSpec, Target
 from ..plan import PlanLine
 from ._context import RunContext
 from .accounts import check_accounts, resolve_job_account
+from .before_images import capture_before_send
 from .dispatch import send_phase
 from .ingest import ingest, job_identity
 from .resolve import resolve_users
@@ -67,6 +68,7 @@ async def _run_phase(ctx: RunContext, phase: int, action: ActionSpec) -> None:
             await check_accounts(ctx, phase)
             await resolve_users(ctx, phase, action)
             await check_accounts(ctx, phase)
+        await capture_before_send(ctx, phase, action)
     if ctx.dry_run:
         return
     log.info("phase.start", action=action.name, phase=phase)

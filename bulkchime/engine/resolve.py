@@ -16,7 +16,8 @@ from ..actions import ActionSpec
 from ..store import WorkItem
 from ._context import RunContext
 from ._gather import map_bounded
-from .accounts import PLACEHOLDER_PREFIX
+from .accounts import note_account
+from .before_images import BeforeImages
 
 __all__ = ["PAGE_SIZE", "SCAN_THRESHOLD", "resolve_users"]
 
@@ -39,8 +40,6 @@ async def resolve_users(ctx: RunContext, phase: int, action: ActionSpec) -> None
         return
     counts = await ctx.store.unresolved_counts(phase)
     for account_id, count in counts.items():
-        if account_id is not None and account_id.startswith(PLACEHOLDER_PREFIX):
-            continue  # a dry run's placeholder: nothing to look up yet
         if account_id is not None and count > SCAN_THRESHOLD:
             await _resolve_by_scan(ctx, account_id, phase)
             continue
@@ -58,27 +57,37 @@ async def resolve_users(ctx: RunContext, phase: int, action: ActionSpec) -> None
 
 
 async def _resolve_each(ctx: RunContext, account_id: str, items: Sequence[WorkItem]) -> None:
+    images = BeforeImages(ctx, account_id)
+
     async def one(item: WorkItem) -> _Found | None:
         user = await ctx.lookups.find_user(account_id, item.email or item.key)
-        return None if user is None else (item.item_id, str(user["UserId"]), None)
+        if user is None:
+            return None
+        images.add(user)
+        return (item.item_id, str(user["UserId"]), None)
 
     found = [f for f in await map_bounded(one, items, ctx.job.limits.concurrency) if f]
+    await images.flush()
     await ctx.store.set_user_ids(found)
     log.info("resolve.lookups", account_id=account_id, emails=len(items), found=len(found))
 
 
 async def _resolve_by_scan(ctx: RunContext, account_id: str, phase: int) -> None:
     pairs: list[tuple[str, str]] = []
+    images = BeforeImages(ctx, account_id)
     scanned = 0
     async for user in ctx.lookups.users(account_id):
         email = user.get("PrimaryEmail")
         if email:
             pairs.append((str(email).lower(), str(user["UserId"])))
+        images.add(user)
         scanned += 1
         if len(pairs) >= _DIRECTORY_CHUNK:
             await ctx.store.add_directory(account_id, pairs)
+            await images.flush()
             pairs = []
     await ctx.store.add_directory(account_id, pairs)
+    await images.flush()
     resolved = await ctx.store.resolve_from_directory(account_id, phase)
     log.info("resolve.scan", account_id=account_id, users_scanned=scanned, resolved=resolved)
 
@@ -89,9 +98,14 @@ async def _resolve_accounts(ctx: RunContext, items: Sequence[WorkItem]) -> None:
         accounts = await ctx.lookups.list_accounts(user_email=email)
         if not accounts:
             return None
-        account_id = str(accounts[0]["AccountId"])
+        account_id = note_account(ctx, accounts[0])
         user = await ctx.lookups.find_user(account_id, email)
-        return None if user is None else (item.item_id, str(user["UserId"]), account_id)
+        if user is None:
+            return None
+        images = BeforeImages(ctx, account_id)
+        images.add(user)
+        await images.flush()
+        return (item.item_id, str(user["UserId"]), account_id)
 
     found = [f for f in await map_bounded(one, items, ctx.job.limits.concurrency) if f]
     await ctx.store.set_user_ids(found)

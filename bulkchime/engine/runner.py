@@ -33,7 +33,9 @@ from ..report import Summary, write_report
 from ..store import CheckpointStore, open_store
 from ._context import RunContext, RunOptions, RunResult, new_lease
 from .health import Health
-from .phases import plan_lines, run_phases
+from .phases import run_phases
+from .planning import dry_run_lines
+from .run_record import RunRecord
 from .signals import Interrupts
 
 __all__ = ["default_report_path", "run_job"]
@@ -139,7 +141,7 @@ async def _dry_run(job: JobSpec, options: RunOptions, store: CheckpointStore) ->
     stats = RequestStats()
     async with _session(job, options, store, Health(job.limits.failure_threshold), stats) as ctx:
         await _run_phases(ctx)
-        lines = await plan_lines(ctx)
+        lines = await dry_run_lines(ctx)
     rejected = await store.rejected_rows()
     options.out(plan_text(lines, rejected, stats.requests, job.limits.rate or DEFAULT_RATE))
     summary = await Summary.from_store(store, stats, 0.0)
@@ -156,19 +158,30 @@ async def _real_run(
         interrupts.attach(health)
     message: str | None = None
     exit_code = EXIT_OK
+    record = RunRecord(store, health, started)
+    record.start()
     try:
         async with _session(job, options, store, health, stats) as ctx:
             await _run_phases(ctx)
     except JobAborted as error:
-        exit_code, message = EXIT_ABORTED, str(error)
+        exit_code, message = EXIT_ABORTED, _aborted(health, error)
     except AuthError as error:
-        exit_code, message = EXIT_ABORTED, f"authentication failed: {error}"
+        error_text = f"authentication failed: {error}"
+        exit_code, message = EXIT_ABORTED, _aborted(health, JobAborted(error_text))
+    finally:
+        await record.stop()
     if interrupts is not None and interrupts.count and exit_code == EXIT_OK:
         exit_code = EXIT_INTERRUPTED
-    summary = await Summary.from_store(
-        store, stats, time.monotonic() - started, health.finished_this_run
-    )
+    elapsed = time.monotonic() - started
+    await record.finish(elapsed)
+    summary = await Summary.from_store(store, stats, elapsed, health.finished_this_run)
     return await _wrap_up(options, store, summary, exit_code, message)
+
+
+def _aborted(health: Health, error: JobAborted) -> str:
+    """Log the abort (an error event, once) and return its message."""
+    health.fail_job(error)
+    return str(error)
 
 
 async def _wrap_up(

@@ -70,6 +70,9 @@ class ItemRecord:
     rejection: str | None = None
     #: Final outcome known at ingest (export rows are done when read).
     result: Mapping[str, Any] | None = None
+    #: ``(error code, reason)`` of a row that is known at ingest not to need sending
+    #: (an undo's item whose state changed since the job): stored ``skipped``.
+    skip: tuple[str, str] | None = None
 
 
 @dataclass(slots=True)

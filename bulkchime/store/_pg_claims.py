@@ -181,7 +181,7 @@ async def discard_job(conn: Conn, scope: Scope) -> bool:
         )
         if others:
             return False
-        for table in ("tasks", "items", "directory", "info", "runners"):
+        for table in ("tasks", "items", "directory", "info", "runners", "before_images"):
             await conn.execute(
                 f"DELETE FROM bulkchime_{table} WHERE job_id = %(job)s", scope.params()
             )

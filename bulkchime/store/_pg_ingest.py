@@ -227,6 +227,8 @@ def stage_row(record: ItemRecord) -> tuple[Any, ...]:
     dedupe: str | None = None
     if record.rejection:
         state, code, message = State.REJECTED, "Rejected", record.rejection
+    elif record.skip is not None:
+        state, (code, message) = State.SKIPPED, record.skip
     else:
         state = State.DONE if record.result is not None else State.PENDING
         dedupe = f"{record.account_id or ''}|{record.key}"

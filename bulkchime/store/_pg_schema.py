@@ -8,8 +8,9 @@ holds one row, the schema version:
 version    what the database holds
 =========  ===========================================================================
 none       no bulkchime tables: a runner creates them (a reader finds no job)
-1          the current schema
-above 1    written by a newer bulkchime: refused, untouched
+1          the first release's: migrated in place (``bulkchime_before_images`` added)
+2          the current schema
+above 2    written by a newer bulkchime: refused, untouched
 =========  ===========================================================================
 
 Creation and migration run in one transaction under an advisory lock, and look again
@@ -29,10 +30,19 @@ from ..errors import JobError
 __all__ = ["MIGRATIONS", "SCHEMA", "SCHEMA_LOCK_KEY", "SCHEMA_VERSION", "prepare"]
 
 #: The version of the schema this code writes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: The advisory lock that creation and migration hold ("bkch" + "schm").
 SCHEMA_LOCK_KEY = 0x626B6368_7363686D
+
+#: Version 2: what each user or account was before the job changed it (undo, verify).
+_BEFORE_IMAGES = """CREATE TABLE bulkchime_before_images (
+        job_id     integer NOT NULL,
+        account_id text NOT NULL,
+        subject    text NOT NULL,
+        image      text NOT NULL,
+        PRIMARY KEY (job_id, account_id, subject)
+    )"""
 
 #: The current schema, created whole in an empty database.
 SCHEMA: tuple[str, ...] = (
@@ -114,10 +124,11 @@ SCHEMA: tuple[str, ...] = (
         value  text NOT NULL,
         PRIMARY KEY (job_id, name)
     )""",
+    _BEFORE_IMAGES,
 )
 
-#: Statements that bring version N to N + 1, by N (none yet: version 1 is the first).
-MIGRATIONS: dict[int, tuple[str, ...]] = {}
+#: Statements that bring version N to N + 1, by N.
+MIGRATIONS: dict[int, tuple[str, ...]] = {1: (_BEFORE_IMAGES,)}
 
 
 async def prepare(conn: AsyncConnection[Any], location: str, *, writable: bool) -> bool:

@@ -224,6 +224,22 @@ class CheckpointStore(Protocol):
         """Fail (code ``NotFound``) pending tasks of *phase* whose item has no user id."""
         ...
 
+    # -- before-images (undo, verify) --------------------------------------------------
+
+    async def add_before_images(
+        self, account_id: str, pairs: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> None:
+        """Remember what ``(subject, image)`` *pairs* of *account_id* were before the job
+        changed them (the subject a user id, or the account id for the account itself;
+        the image the members undo and verify compare). The first image of a subject is
+        kept: one taken again later (on resume, after the change) is ignored."""
+        ...
+
+    def before_images(self) -> AsyncIterator[tuple[str, str, dict[str, Any]]]:
+        """Every before-image as ``(account id, subject, image)``, in account then subject
+        order, streamed in pages; none for a checkpoint of an older schema."""
+        ...
+
     # -- reading ------------------------------------------------------------------------
 
     async def phase_counts(self, phase: int) -> dict[State, int]:

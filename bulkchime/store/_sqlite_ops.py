@@ -168,7 +168,8 @@ class Ingester:
         with transaction(db):
             item_id = int(db.execute(sql.MAX_ITEM_ID).fetchone()[0])
             for record in records:
-                dedupe = None if record.rejection else f"{record.account_id or ''}|{record.key}"
+                final = record.rejection or record.skip
+                dedupe = None if final else f"{record.account_id or ''}|{record.key}"
                 if dedupe is not None and self._adding:
                     if db.execute(sql.DEDUPE_SEEN, (dedupe,)).fetchone():
                         continue
@@ -207,6 +208,8 @@ def _task_rows(
 ) -> Iterator[tuple[Any, ...]]:
     if record.rejection:
         state, code, message = State.REJECTED, "Rejected", record.rejection
+    elif record.skip is not None:
+        state, (code, message) = State.SKIPPED, record.skip
     elif record.result is not None:
         state, code, message = State.DONE, None, None
     else:

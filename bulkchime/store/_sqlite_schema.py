@@ -3,11 +3,13 @@
 =========  ===========================================================================
 version    what the file is
 =========  ===========================================================================
-empty      a new checkpoint: the schema is created, at version 2
+empty      a new checkpoint: the schema is created, at version 3
 0          the first release's (``meta.schema = "1"``, a ``tasks.batch`` column): a
            writer migrates it in place, in one transaction; a reader reads it as it is
-2          the current schema
-above 2    written by a newer bulkchime: refused, untouched
+2          the second release's: a writer adds the ``before_images`` table in place; a
+           reader reads it as it is (it has no before-images)
+3          the current schema
+above 3    written by a newer bulkchime: refused, untouched
 =========  ===========================================================================
 
 Anything else (not SQLite, or another program's SQLite file) is refused before a byte
@@ -82,7 +84,9 @@ def _needs_upgrade(db: Connection, location: str, *, writable: bool) -> bool:
                 f"{version}; this one reads up to {SCHEMA_VERSION}). HINT: resume it with "
                 "the bulkchime release that wrote it, or give this run another --checkpoint"
             )
-        return version < SCHEMA_VERSION
+        # A reader leaves an older version alone: the run holding it may be of that
+        # release, which would then refuse the file as newer.
+        return writable and version < SCHEMA_VERSION
     if application != 0 or version != 0 or not tables <= KNOWN_TABLES:
         raise not_a_checkpoint(location, "an SQLite database of another program")
     if not tables:
@@ -93,7 +97,8 @@ def _needs_upgrade(db: Connection, location: str, *, writable: bool) -> bool:
 
 
 def _upgrade(db: Connection) -> None:
-    """Create the version 2 schema, or migrate the first release's to it (in a transaction)."""
+    """Create the current schema, or migrate an older one to it (in a transaction): the
+    statements create only what is missing."""
     for statement in SCHEMA:
         db.execute(statement)
     columns = {row[1] for row in db.execute("PRAGMA table_info(tasks)")}

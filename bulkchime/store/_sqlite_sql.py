@@ -27,13 +27,13 @@ __all__ = [
 
 #: ``PRAGMA user_version`` of the schema this code writes. Version 1 (the first
 #: release) left ``user_version`` at 0 and wrote ``meta.schema = "1"``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: ``PRAGMA application_id`` of a checkpoint ("BkCh"), so that another program's SQLite
 #: file is never taken for one (nor written to).
 APPLICATION_ID = 0x426B4368
 
-#: The tables (and index) of a version 2 checkpoint. ``IF NOT EXISTS`` because the
+#: The tables (and index) of a version 3 checkpoint. ``IF NOT EXISTS`` because the
 #: migration from version 1 runs the same statements over the tables it has.
 SCHEMA: tuple[str, ...] = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -67,11 +67,18 @@ SCHEMA: tuple[str, ...] = (
         user_id    TEXT NOT NULL,
         PRIMARY KEY (account_id, email)
     ) WITHOUT ROWID""",
+    # Version 3: what each user or account was before the job changed it (undo, verify).
+    """CREATE TABLE IF NOT EXISTS before_images (
+        account_id TEXT NOT NULL,
+        subject    TEXT NOT NULL,
+        image      TEXT NOT NULL,
+        PRIMARY KEY (account_id, subject)
+    ) WITHOUT ROWID""",
 )
 
-#: Every table a checkpoint of version 1 or 2 may hold (version 1 made ``directory``
+#: Every table a checkpoint of version 1, 2 or 3 may hold (version 1 made ``directory``
 #: only when it first resolved emails).
-KNOWN_TABLES = frozenset({"meta", "items", "tasks", "directory"})
+KNOWN_TABLES = frozenset({"meta", "items", "tasks", "directory", "before_images"})
 
 # -- job meta ------------------------------------------------------------------------
 

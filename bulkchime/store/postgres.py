@@ -26,7 +26,9 @@ import structlog
 
 from ..errors import JobError
 from . import _pg_claims as claims
+from . import _pg_images as images
 from . import _pg_ops as ops
+from ._images import BeforeImage, ImagePairs, paged_images
 from ._models import ItemRecord, ReportRecord, RunnerInfo, State, TaskOutcome, WorkItem
 from ._pg_conn import (
     CONNECTION_ERRORS,
@@ -311,6 +313,14 @@ class PostgresStore:
     async def resolve_from_directory(self, account_id: str, phase: int) -> int:
         """Resolve *account_id*'s items from its directory, then forget it; how many."""
         return await self._write(ops.resolve_from_directory, account_id, phase)
+
+    async def add_before_images(self, account_id: str, pairs: ImagePairs) -> None:
+        """Remember ``(subject, image)`` pairs of *account_id*; the first of a subject wins."""
+        await self._write(images.add_before_images, account_id, list(pairs))
+
+    def before_images(self) -> AsyncIterator[BeforeImage]:
+        """Every before-image, in (account, subject) order, read in pages."""
+        return paged_images(self._read, images.before_images_page)
 
     async def fail_unresolved(self, phase: int) -> int:
         """Fail (``NotFound``) pending tasks of *phase* without a user id; how many."""

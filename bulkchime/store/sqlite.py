@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..errors import JobError
+from . import _sqlite_images as images
 from . import _sqlite_ops as ops
+from ._images import BeforeImage, ImagePairs, paged_images
 from ._lock import LockFile, lock_holder, lock_path
 from ._models import ItemRecord, ReportRecord, State, TaskOutcome, WorkItem
 from ._one_process import OneProcess
@@ -290,6 +292,16 @@ class SQLiteStore(OneProcess):
     async def fail_unresolved(self, phase: int) -> int:
         """Fail (``NotFound``) pending tasks of *phase* without a user id; how many."""
         return await self._write(ops.fail_unresolved, phase)
+
+    # -- before-images -----------------------------------------------------------------------
+
+    async def add_before_images(self, account_id: str, pairs: ImagePairs) -> None:
+        """Remember ``(subject, image)`` pairs of *account_id*; the first of a subject wins."""
+        await self._write(images.add_before_images, account_id, list(pairs))
+
+    def before_images(self) -> AsyncIterator[BeforeImage]:
+        """Every before-image, in (account, subject) order, read in pages."""
+        return paged_images(self._read, images.before_images_page)
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -1,0 +1,38 @@
+"""The dry run's plan lines: what a run would send per action and account, with the
+accounts' names, and the items an action that reads the account would read."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..plan import PlanLine
+from ..store import State
+from ._context import RunContext
+from .phases import plan_lines
+
+__all__ = ["dry_run_lines"]
+
+
+async def dry_run_lines(ctx: RunContext) -> list[PlanLine]:
+    """The plan's lines, read from the store after ingest and resolution."""
+    lines = [
+        dataclasses.replace(line, account_name=ctx.account_names.get(line.account_id or ""))
+        for line in await plan_lines(ctx)
+    ]
+    for phase, action in enumerate(ctx.actions):
+        if not action.reads_account:
+            continue
+        # Read while planning, its items are done in the plan's store; a run reads them again.
+        account_id = ctx.job_account
+        read = (await ctx.store.phase_counts(phase)).get(State.DONE, 0)
+        lines.append(
+            PlanLine(
+                action.name,
+                account_id,
+                read,
+                action.items_per_request,
+                account_name=ctx.account_names.get(account_id or ""),
+                read_with=action.operation,
+            )
+        )
+    return lines
