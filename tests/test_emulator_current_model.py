@@ -33,12 +33,12 @@ def _client(emulator: RunningEmulator) -> Any:
     try:
         import boto3
 
-        session: Any = boto3.session.Session()
+        make: Any = boto3.session.Session().client
     except ImportError:  # boto3 is in the bench extra; botocore is always installed
         import botocore.session
 
-        session = botocore.session.get_session()
-    return session.client(
+        make = botocore.session.get_session().create_client
+    return make(
         "chime",
         region_name="us-east-1",
         endpoint_url=emulator.url,
