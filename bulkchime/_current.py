@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .actions import Capture, Reversal, image_of, reversal
-from .client import Client, RequestStats, open_client
+from .client import Client, RequestStats
 from .errors import JobError
 from .job import JobSpec
 from .lookups import Lookups
@@ -91,17 +91,11 @@ async def read_images(store: CheckpointStore) -> Images:
 @asynccontextmanager
 async def open_lookups(job: JobSpec) -> AsyncIterator[Lookups]:
     """Read-only look-ups with *job*'s endpoint, credentials and rate."""
-    from .engine.runner import open_budget
+    from .engine.runner import open_budget, open_job_client
 
     budget = await open_budget(job.limits)
     try:
-        async with open_client(
-            region=job.region,
-            endpoint_url=job.endpoint_url,
-            profile=job.profile,
-            concurrency=job.limits.concurrency,
-            timeout=job.limits.timeout,
-        ) as raw:
+        async with open_job_client(job) as raw:
             client = Client(raw, budget, RequestStats())
             yield Lookups(client, max_attempts=job.limits.max_attempts, sleep=asyncio.sleep)
     finally:

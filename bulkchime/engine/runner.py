@@ -12,8 +12,9 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from ..budget import LocalBudget, RateBudget, client_burst
 from ..client import Client, RequestStats, open_client
@@ -106,6 +107,18 @@ async def _run(job: JobSpec, options: RunOptions, interrupts: Interrupts | None)
         await store.close(discard=discard)
 
 
+def open_job_client(job: JobSpec) -> AbstractAsyncContextManager[Any]:
+    """The aiobotocore client *job* sends with: its region, endpoint, profile, pool size
+    (the concurrency ceiling) and timeout."""
+    return open_client(
+        region=job.region,
+        endpoint_url=job.endpoint_url,
+        profile=job.profile,
+        concurrency=job.limits.concurrency,
+        timeout=job.limits.timeout,
+    )
+
+
 @asynccontextmanager
 async def _session(
     job: JobSpec, options: RunOptions, store: CheckpointStore, health: Health, stats: RequestStats
@@ -115,13 +128,7 @@ async def _session(
     lease = new_lease(store, options, health)
     lease.start()
     try:
-        async with open_client(
-            region=job.region,
-            endpoint_url=job.endpoint_url,
-            profile=job.profile,
-            concurrency=job.limits.concurrency,
-            timeout=job.limits.timeout,
-        ) as raw:
+        async with open_job_client(job) as raw:
             client = Client(raw, budget, stats, health.stop_event, lease.valid)
             lookups = Lookups(client, max_attempts=job.limits.max_attempts, sleep=health.sleep)
             yield RunContext(job, options, store, budget, stats, health, client, lookups, lease)
