@@ -17,7 +17,7 @@ from ._cli_actions import ActionCommand, action_help, action_params, job_documen
 from ._cli_undo import add_undo_commands
 from .actions import ACTIONS
 from .constants import EXIT_ABORTED, EXIT_USAGE
-from .errors import AuthError, BulkchimeError, JobAborted, JobError
+from .errors import AuthError, BulkchimeError, DiskFull, JobAborted, JobError
 from .job import JobSpec, job_from_dict, load_job
 from .logs import LogFormat, configure_logging, logs_are_json
 
@@ -196,7 +196,7 @@ def cli() -> None:
     """Bulk operations on Amazon Chime users: batched, rate-limited, resumable.
 
     Exit codes: 0 every item succeeded; 1 some failed or were rejected; 2 usage, job or
-    input error (nothing sent); 3 aborted (auth failure, failure threshold); 130
+    input error (nothing sent); 3 aborted (auth failure, failure threshold, full disk); 130
     interrupted (run the same command again to resume).
     """
 
@@ -289,6 +289,9 @@ def report_command(checkpoint: Path | str, report_format: str | None, output: Pa
     """Write the per-item report of CHECKPOINT (also while a run is going)."""
     try:
         asyncio.run(_report(checkpoint, report_format, output))
+    except DiskFull as error:
+        click.echo(f"aborted: {error}", err=True)
+        sys.exit(EXIT_ABORTED)
     except BulkchimeError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_USAGE)

@@ -9,6 +9,7 @@
     │   └── CheckpointMismatch   the checkpoint belongs to another input or job
     ├── JobAborted               exit 3: auth failure or failure threshold
     │   ├── BudgetUnavailable    the shared rate budget's Redis stopped answering
+    │   ├── DiskFull             the checkpoint's (or the report's) disk is full
     │   └── StoreUnavailable     the shared checkpoint's PostgreSQL stopped answering
     ├── Interrupted              a change not sent because the job is stopping
     └── ApiError                 what one request's outcome means to the engine
@@ -31,6 +32,7 @@ __all__ = [
     "BulkchimeError",
     "CheckpointInUse",
     "CheckpointMismatch",
+    "DiskFull",
     "InputError",
     "Interrupted",
     "JobAborted",
@@ -108,6 +110,32 @@ class BudgetUnavailable(JobAborted):
             f"the rate budget's Redis server at {address} has not answered for {seconds:g} s "
             f"({reason}): nothing more is sent without its tickets. Run the same command "
             "again once Redis answers: the run resumes from its checkpoint"
+        )
+
+
+class DiskFull(JobAborted):
+    """The disk holding the checkpoint, or the report, is full (exit code 3).
+
+    What the checkpoint holds was committed before the failed write, so nothing is
+    lost: once there is space, running the same command again resumes the job.
+    """
+
+    def __init__(self, path: str, reason: str, *, report: bool = False) -> None:
+        #: The file that could not be written.
+        self.path = path
+        #: The error the write met (``database or disk is full``, ``No space left…``).
+        self.reason = reason
+        #: Whether it was the report (the job itself is then finished or resumable).
+        self.report = report
+        what = "report" if report else "checkpoint"
+        super().__init__(
+            f"the disk holding the {what} {path} is full ({reason}). Nothing is lost: free "
+            "space on that disk, then run the same command again"
+            + (
+                "; it writes the report again"
+                if report
+                else "; the job resumes from its checkpoint"
+            )
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
 from collections.abc import Mapping
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ._text import count
+from .errors import DiskFull
 from .store import STATUS_ORDER, CheckpointStore
 
 if TYPE_CHECKING:
@@ -56,10 +58,16 @@ async def write_report(
     killed while writing it never leaves a truncated report that looks complete.
     """
     partial = path.with_name(path.name + ".partial")
-    with _open_private(partial) as out:
-        await write_report_to(
-            store, out, report_format or ("csv" if path.suffix == ".csv" else "jsonl")
-        )
+    try:
+        with _open_private(partial) as out:
+            await write_report_to(
+                store, out, report_format or ("csv" if path.suffix == ".csv" else "jsonl")
+            )
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        partial.unlink(missing_ok=True)
+        raise DiskFull(str(path), error.strerror or str(error), report=True) from None
     os.replace(partial, path)
     return path
 

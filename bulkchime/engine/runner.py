@@ -16,6 +16,8 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from ..budget import LocalBudget, RateBudget, client_burst
 from ..client import Client, RequestStats, open_client
 from ..constants import (
@@ -26,7 +28,7 @@ from ..constants import (
     EXIT_OK,
     EXIT_PARTIAL,
 )
-from ..errors import AuthError, JobAborted, JobError
+from ..errors import AuthError, DiskFull, JobAborted, JobError
 from ..job import JobSpec, Limits
 from ..lookups import Lookups
 from ..plan import plan_text
@@ -38,6 +40,8 @@ from .phases import run_phases
 from .planning import dry_run_lines
 from .run_record import RunRecord
 from .signals import Interrupts
+
+log = structlog.get_logger("bulkchime")
 
 __all__ = ["default_report_path", "run_job"]
 
@@ -180,7 +184,11 @@ async def _real_run(
     if interrupts is not None and interrupts.count and exit_code == EXIT_OK:
         exit_code = EXIT_INTERRUPTED
     elapsed = time.monotonic() - started
-    await record.finish(elapsed)
+    try:
+        await record.finish(elapsed)
+    except DiskFull as error:  # the run's figures are for status only: the job is safe
+        if message is None:
+            exit_code, message = EXIT_ABORTED, _aborted(health, error)
     summary = await Summary.from_store(store, stats, elapsed, health.finished_this_run)
     return await _wrap_up(options, store, summary, exit_code, message)
 
@@ -201,14 +209,20 @@ async def _wrap_up(
     if options.progress_bar is not None:
         options.progress_bar.stop()
     report_path = options.report or default_report_path(options.checkpoint)
-    await write_report(store, report_path)
+    report_line = f"report: {report_path}"
+    try:
+        await write_report(store, report_path)
+    except DiskFull as error:
+        log.error("report.not_written", path=str(report_path), reason=error.reason)
+        report_line = f"report: not written ({report_path}: disk full)"
+        exit_code, message = EXIT_ABORTED, message or str(error)
     if exit_code == EXIT_INTERRUPTED and not summary.unfinished:
         exit_code = EXIT_OK  # interrupted after the last item: nothing is left to resume
     if exit_code == EXIT_OK:
         exit_code = EXIT_OK if summary.all_succeeded else EXIT_PARTIAL
     for line in summary.lines():
         options.out(line)
-    options.out(f"report: {report_path}")
+    options.out(report_line)
     options.out(f"checkpoint: {store.location}")
     if exit_code == EXIT_INTERRUPTED:
         options.out("interrupted: run the same command again to resume")

@@ -35,7 +35,7 @@ import structlog
 from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 
-from ..errors import StoreUnavailable
+from ..errors import DiskFull, StoreUnavailable
 from ._pg_url import PgAddress
 
 __all__ = [
@@ -151,6 +151,8 @@ class Connections:
         while True:
             try:
                 result = await attempt()
+            except psycopg.errors.DiskFull as error:  # waiting would not free the server's disk
+                raise DiskFull(self.address.location, self.address.scrub(_reason(error))) from None
             except CONNECTION_ERRORS as error:
                 now = time.monotonic()
                 first_failure = first_failure or now

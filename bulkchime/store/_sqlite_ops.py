@@ -38,12 +38,14 @@ _INPUT_FIELDS = ("input", "input_sha256", "query")
 
 @contextmanager
 def transaction(db: Connection) -> Iterator[None]:
-    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on any exception."""
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, or ``ROLLBACK`` on any exception (unless SQLite
+    rolled back already, as it does when the disk is full)."""
     db.execute("BEGIN IMMEDIATE")
     try:
         yield
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
 

@@ -257,5 +257,10 @@ class Connection(Protocol):
         """Close the connection."""
         ...
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (SQLite ends one itself on a full disk)."""
+        ...
+
 
 # -- values and rows -------------------------------------------------------------------

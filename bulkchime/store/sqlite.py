@@ -16,6 +16,8 @@ bulkchime that imports :mod:`sqlite3`.
 from __future__ import annotations
 
 import asyncio
+import errno
+import functools
 import os
 import sqlite3
 import threading
@@ -24,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from ..errors import JobError
+from ..errors import DiskFull, JobError
 from . import _sqlite_images as images
 from . import _sqlite_ops as ops
 from ._images import BeforeImage, ImagePairs, paged_images
@@ -131,7 +133,10 @@ class SQLiteStore(OneProcess):
         """Run ``fn(connection, ...)`` on the store's thread."""
         if self._closed:
             raise RuntimeError(f"checkpoint store {self.location} is closed")
-        return await asyncio.wrap_future(self._executor.submit(fn, self._db, *args, **kwargs))
+        call = functools.partial(fn, self._db, *args, **kwargs)
+        return await asyncio.wrap_future(
+            self._executor.submit(_guarded, self.location, self._db, call)
+        )
 
     async def _write(
         self, fn: Callable[Concatenate[Connection, _P], _T], *args: _P.args, **kwargs: _P.kwargs
@@ -347,7 +352,36 @@ class SQLiteStore(OneProcess):
 # -- opening, on the store's thread ----------------------------------------------------------
 
 
+def _guarded(location: str, db: Connection, call: Callable[[], _T]) -> _T:
+    """*call* on *db*, with a full disk turned into :class:`~bulkchime.errors.DiskFull`
+    (its transaction rolled back: what was committed before stays)."""
+    try:
+        return call()
+    except sqlite3.OperationalError as error:
+        if not _disk_full(error):
+            raise
+        if db.in_transaction:  # SQLite may have ended it
+            db.execute("ROLLBACK")
+        raise DiskFull(location, str(error)) from None
+
+
+def _disk_full(error: BaseException) -> bool:
+    if isinstance(error, sqlite3.Error):
+        return (getattr(error, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_FULL
+    return isinstance(error, OSError) and error.errno == errno.ENOSPC
+
+
 def _open(path: Path, location: str, lock: bool) -> tuple[Connection, LockFile | None]:
+    """Check, lock, connect and migrate; a full disk is :class:`~bulkchime.errors.DiskFull`."""
+    try:
+        return _open_checked(path, location, lock)
+    except (OSError, sqlite3.Error) as error:
+        if _disk_full(error):
+            raise DiskFull(location, str(error)) from None
+        raise
+
+
+def _open_checked(path: Path, location: str, lock: bool) -> tuple[Connection, LockFile | None]:
     """Check, lock, connect and migrate; on any failure undo what was done."""
     check_header(path, location)
     if not lock and not path.exists():
@@ -376,6 +410,8 @@ def _connect(path: Path, location: str, *, writable: bool) -> Connection:
         db.execute("PRAGMA synchronous = NORMAL")
     except sqlite3.DatabaseError as error:
         db.close()
+        if _disk_full(error):
+            raise
         if type(error) is sqlite3.DatabaseError:  # not a database, or a damaged one
             raise not_a_checkpoint(location, str(error)) from None
         raise JobError(f"cannot open checkpoint {location}: {error}") from None
