@@ -32,6 +32,7 @@ from ._current import (
     read_images,
     read_job,
 )
+from ._text import count
 from .actions import COLUMNS, Capture, cannot_undo, reversal
 from .errors import JobError
 from .job import InputSpec, JobSpec
@@ -136,7 +137,8 @@ def _row(
     if rule.only_if_empty:
         users = now[item.subject].get("Users", "0")
         if users != "0":
-            return row | _skip("NotEmpty", f"the account has {users} users now; not deleted")
+            held = count(int(users), "user")
+            return row | _skip("NotEmpty", f"the account has {held} now; not deleted")
         return row
     before = images.get(item.subject)
     if before is None:
