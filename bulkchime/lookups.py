@@ -178,6 +178,12 @@ class Lookups:
         """:func:`find_user`, retried."""
         return await self._retried(find_user, self.caller, account_id, email)
 
+    async def users_page(
+        self, account_id: str, token: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """:func:`users_page`, retried: a page of *account_id*'s users and the next token."""
+        return await self._retried(users_page, self.caller, account_id, token)
+
     async def list_accounts(
         self, *, name: str | None = None, user_email: str | None = None
     ) -> list[dict[str, Any]]:

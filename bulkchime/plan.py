@@ -46,6 +46,9 @@ class PlanLine:
     #: For an action that reads its items from the account: the read-only operation
     #: that reads them (``ListUsers``); a real run reads them again, page by page.
     read_with: str | None = None
+    #: Instead of items: a sentence on how the plan's look-ups were made (``resolution:
+    #: scanned the users of 5 accounts …``), printed after the accounts' lines.
+    note: str | None = None
 
     @property
     def requests(self) -> int:
@@ -104,7 +107,8 @@ def plan_text(
         f"look-ups: {count(sum(lookups.values()), 'read-only request')} made while planning "
         f"({by_operation})"
     )
-    out += [_line_text(line) for line in lines]
+    out += [_line_text(line) for line in lines if line.note is None]
+    out += [line.note for line in lines if line.note is not None]
     if rejected:
         counts = Counter(status for _, status, _ in rejected)
         out.append(

@@ -64,3 +64,19 @@ def test_the_plan_text_speaks_english_for_one_and_names_accounts() -> None:
     assert text[5] == "not sent: 1 row (failed 1)"
     single = plan_text([PlanLine("suspend", "a", 1, 50)], [], {}, 10.0).splitlines()
     assert single[0] == "plan: 1 item in 1 batch (1 request)"
+
+
+def test_the_plan_says_which_way_emails_were_resolved_after_the_accounts() -> None:
+    note = "resolution: scanned the users of 5 accounts (51 read requests)"
+    lines = [
+        PlanLine("logout", "acc-1", 600, 1),
+        PlanLine("logout", None, 0, 1, note=note),
+        PlanLine("logout", "acc-2", 400, 1),
+    ]
+    text = plan_text(lines, [], {"ListAccounts": 1, "ListUsers": 50}, 10.0).splitlines()
+    assert text[0] == "plan: 1000 items in 1000 batches (1000 requests)"
+    assert text[2:5] == [
+        "  logout account acc-1: 600 items, 600 requests, one item each",
+        "  logout account acc-2: 400 items, 400 requests, one item each",
+        note,
+    ]

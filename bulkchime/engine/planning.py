@@ -1,5 +1,6 @@
 """The dry run's plan lines: what a run would send per action and account, with the
-accounts' names, and the items an action that reads the account would read."""
+accounts' names, the items an action that reads the account would read, and which
+way emails were resolved."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from ..plan import PlanLine
 from ..store import State
 from ._context import RunContext
 from .phases import plan_lines
+from .resolve import resolution_info_key
 
 __all__ = ["dry_run_lines"]
 
@@ -35,4 +37,10 @@ async def dry_run_lines(ctx: RunContext) -> list[PlanLine]:
                 read_with=action.operation,
             )
         )
+    info = await ctx.store.info()
+    for phase, action in enumerate(ctx.actions):
+        resolution = info.get(resolution_info_key(phase))
+        if resolution:
+            note = f"resolution: {resolution}"
+            lines.append(PlanLine(action.name, None, 0, action.items_per_request, note=note))
     return lines
