@@ -83,9 +83,11 @@ async def read_job(store: CheckpointStore) -> FinishedJob:
     return job
 
 
-async def read_images(store: CheckpointStore) -> Images:
-    """Every before-image of *store*."""
-    return {(a, s): image async for a, s, image in store.before_images()}
+async def read_images(store: CheckpointStore, items: Iterable[SucceededItem]) -> Images:
+    """The before-images of *items* (the store may hold more: every user a resolution
+    scan read, where the job changed a few of them)."""
+    wanted = {item.subject for item in items}
+    return {(a, s): image async for a, s, image in store.before_images() if (a, s) in wanted}
 
 
 @asynccontextmanager
@@ -106,15 +108,20 @@ async def current_state(lookups: Lookups, items: Iterable[SucceededItem]) -> Ima
     """What the server holds now for *items*: each user of their accounts (one ListUsers
     scan per account), each account or its settings, each created account's users."""
     wanted: dict[tuple[str, Capture | None], None] = {}
+    subjects: set[tuple[str, str]] = set()
     for item in items:
         wanted.setdefault((item.subject[0], item.rule.capture), None)
+        subjects.add(item.subject)
     state: Images = {}
     for account_id, capture in wanted:
         if not account_id:
             continue
         if capture is Capture.USERS:
+            # Only the job's users are kept: an account may hold far more.
             async for user in lookups.users(account_id):
-                state[(account_id, str(user["UserId"]))] = image_of(Capture.USERS, user)
+                subject = (account_id, str(user["UserId"]))
+                if subject in subjects:
+                    state[subject] = image_of(Capture.USERS, user)
         elif capture is Capture.ACCOUNT:
             account = await lookups.get_account(account_id)
             if account is not None:

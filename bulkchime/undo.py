@@ -80,7 +80,7 @@ async def build_undo(
                 "HINT: bulkchime status shows the job's outcomes"
             )
         if not (reuse and input_path.exists()):
-            images = await read_images(store)
+            images = await read_images(store, items)
             async with open_lookups(base) as lookups:
                 now = await current_state(lookups, items)
             _write_rows(input_path, [_row(item, images, now, job.params) for item in items])
