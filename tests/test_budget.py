@@ -34,6 +34,7 @@ from bulkchime.budget import (
     Ticket,
     client_burst,
 )
+from bulkchime.budget._adaptive import MAX_HOLD_SECONDS
 from bulkchime.budget._bucket import TokenBucket
 from bulkchime.errors import RetryableError
 
@@ -359,6 +360,20 @@ def test_a_budget_that_is_not_adaptive_keeps_its_rate() -> None:
     assert run_virtual(scenario()) == (20.0, 1)
 
 
+def test_the_first_cut_halves_unless_retry_after_said_what_the_budget_is() -> None:
+    """A second in which the server took everything: its burst may have carried twice its
+    rate, so the first cut halves; a Retry-After's cap is the server's own word."""
+
+    async def scenario(retry_after: float | None) -> float:
+        budget = LocalBudget(20.0, 2, ceiling=20.0)
+        await _saturate(budget, 1.1)
+        await budget.on_throttle(await budget.acquire(), retry_after)
+        return budget.rate
+
+    assert run_virtual(scenario(None)) == pytest.approx(0.5 * 20.0, rel=0.05)
+    assert run_virtual(scenario(0.1)) == pytest.approx(DECREASE_FACTOR * 10.0)
+
+
 # -- growth --------------------------------------------------------------------------------
 
 
@@ -508,9 +523,9 @@ class ServerBucket:
         self.burst = burst
         self._level = float(burst)
         self._stamp: float | None = None
-        #: Times of accepted requests, and the count of 429s.
+        #: Times of accepted requests, and of 429s.
         self.accepted: list[float] = []
-        self.throttled = 0
+        self.throttled_at: list[float] = []
 
     def take(self, now: float) -> float:
         """0.0 when admitted, else the seconds until a token (the 429's wait)."""
@@ -521,8 +536,16 @@ class ServerBucket:
             self._level -= 1.0
             self.accepted.append(now)
             return 0.0
-        self.throttled += 1
+        self.throttled_at.append(now)
         return (1.0 - self._level) / self.rate
+
+    @property
+    def throttled(self) -> int:
+        return len(self.throttled_at)
+
+    @property
+    def throttled_share(self) -> float:
+        return self.throttled / max(1, self.throttled + len(self.accepted))
 
     def served_between(self, start: float, end: float) -> int:
         return sum(start <= t < end for t in self.accepted)
@@ -699,6 +722,82 @@ def test_it_follows_the_budget_down_and_back_up() -> None:
         / (run.seconds - 35.0 - 2 * REGROWTH_SECONDS)
         >= 0.9 * R
     )
+
+
+# -- probing for a bigger budget, and what it costs ---------------------------------------
+
+
+def _at_twice_the_budget() -> LocalBudget:
+    return LocalBudget(2 * R, client_burst(2 * R), ceiling=2 * R)
+
+
+@pytest.mark.parametrize("rate", [2 * R, None])
+def test_it_settles_at_the_start_with_a_few_429s(rate: float | None) -> None:
+    """The issue's 15 s run: configured at twice the budget, or no rate and slow start.
+
+    The server's burst hides by how much the start is over the budget; the first cut
+    halves the rate instead of trimming 10%, so it does not keep overrunning the
+    server's emptied bucket while the next 429 is awaited.
+    """
+
+    async def scenario() -> Run:
+        budget = _at_twice_the_budget() if rate else LocalBudget(10.0, 10)
+        return await _bulk_run(ServerBucket(R, 20), budget, requests=300)
+
+    run = run_virtual(scenario())
+    assert run.lost == 0
+    assert sum(t < 5.0 for t in run.server.throttled_at) <= 3  # was 5 to 7
+    assert run.server.throttled_share <= 0.015
+    assert _throughput(run) >= 0.97
+
+
+def test_once_the_budget_is_known_it_probes_less_often() -> None:
+    """Twice the budget for 200 s: each cut that finds the budget where the last one did
+    doubles the hold at it before the next probe, up to MAX_HOLD_SECONDS."""
+
+    async def scenario() -> Run:
+        return await _bulk_run(ServerBucket(R, 20), _at_twice_the_budget(), requests=4000)
+
+    run = run_virtual(scenario())
+    assert run.lost == 0
+    assert run.server.throttled_share <= 0.01  # was 1.1-1.2%, a probe every ~10 s
+    assert _throughput(run) >= 0.97
+    times = run.server.throttled_at
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    assert gaps[-4:] == pytest.approx([gaps[-1]] * 4, abs=0.5)  # one 429 per probe
+    assert min(gaps[-4:]) >= MAX_HOLD_SECONDS + 2 * REGROWTH_SECONDS
+
+
+def test_a_known_budget_that_halves_is_found_at_once() -> None:
+    async def scenario() -> Run:
+        budget = _at_twice_the_budget()
+        return await _bulk_run(
+            ServerBucket(R, 20), budget, requests=int(60 * R + 40 * R / 2), events={60.0: R / 2}
+        )
+
+    run = run_virtual(scenario())
+    assert run.lost == 0
+    assert sum(60.0 <= t < 80.0 for t in run.server.throttled_at) <= 10
+    assert max(rate for t, rate in run.rates if 62.0 <= t < 80.0) <= 1.2 * R / 2
+
+
+@pytest.mark.parametrize("at", [60.0, 64.0])
+def test_a_known_budget_that_grows_is_found_within_the_hold(at: float) -> None:
+    """The probes are rarer, not blind: a budget grown by half is found within the hold
+    and the probe after it (64 s: just after a probe, the longest wait)."""
+    grown = 1.5 * R
+
+    async def scenario() -> Run:
+        budget = _at_twice_the_budget()
+        return await _bulk_run(
+            ServerBucket(R, 20), budget, requests=int(at * R + 60 * grown), events={at: grown}
+        )
+
+    run = run_virtual(scenario())
+    assert run.lost == 0
+    found = min(t for t, rate in run.rates if t > at and rate > 1.1 * R)
+    assert found - at <= MAX_HOLD_SECONDS + 3 * REGROWTH_SECONDS
+    assert run.server.served_between(at + 30.0, at + 50.0) / 20.0 >= 0.95 * grown
 
 
 def test_retry_after_storm_far_below_the_configured_rate() -> None:

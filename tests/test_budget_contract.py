@@ -153,6 +153,18 @@ async def test_news_cuts_the_rate_and_echoes_of_earlier_tickets_do_not(
     assert budget.rate < after_cut
 
 
+async def test_the_first_cut_after_a_second_of_accepted_requests_halves_the_rate(
+    make_budget: MakeBudget,
+) -> None:
+    budget = await make_budget(20.0, 2, ceiling=20.0)
+    start = _now()
+    while _now() - start < 1.1:  # every request accepted, as fast as the budget lets
+        await budget.on_success(await budget.acquire())
+    # The server's burst, not its rate, took all that: the rate may be twice its rate.
+    await budget.on_throttle(await budget.acquire(), None)
+    assert budget.rate == pytest.approx(0.5 * 20.0, rel=0.1)
+
+
 async def test_retry_after_pauses_every_acquirer_for_that_long(make_budget: MakeBudget) -> None:
     budget = await make_budget(50.0, 5, ceiling=50.0)
     ticket = await budget.acquire()

@@ -14,6 +14,7 @@ import asyncio
 import heapq
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,7 +23,7 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from bulkchime.budget import DECREASE_FACTOR, DOUBLING_SECONDS, REGROWTH_SECONDS, RedisBudget
-from bulkchime.budget._adaptive import AdaptiveRate
+from bulkchime.budget._adaptive import FIRST_DECREASE_FACTOR, AdaptiveRate
 from bulkchime.budget._redis_scripts import BudgetScript, Settings, script_source
 from bulkchime.budget.redis import RedisAddress, parse_budget_url
 from bulkchime.errors import BudgetUnavailable, JobAborted, JobError
@@ -322,10 +323,31 @@ def _close_to(value: float) -> object:
     return pytest.approx(value, rel=1e-9)
 
 
-async def test_the_script_makes_the_same_decisions_as_the_python_control_law() -> None:
-    """Seven seconds against a server bucket of 20/s, from a start at twice that: 429s,
-    cuts, echoes, a Retry-After, regrowth. After every event the script's shared state
-    and :class:`AdaptiveRate` (driven as :class:`LocalBudget` drives it) agree."""
+@dataclass
+class _Replay:
+    """What a replay saw: the law at the end, and the law's state after each cut."""
+
+    law: AdaptiveRate
+    #: ``(seconds since the start, w_max, rate, hold seconds)`` after each cut.
+    cuts: list[tuple[float, float, float, float]] = field(default_factory=list)
+
+
+async def _replay(
+    seconds: float,
+    *,
+    server_burst: float,
+    budget_changes: dict[float, float] | None = None,
+    idle: tuple[float, float] | None = None,
+    retry_after: tuple[int, float] | None = None,
+) -> _Replay:
+    """Replay a run against a server bucket of 20/s, from a start at twice that, through
+    the script and :class:`AdaptiveRate` (driven as :class:`LocalBudget` drives it), and
+    check that they agree after every event.
+
+    *budget_changes* maps a second to the server's new rate; nothing is sent during the
+    *idle* seconds (a stretch that tests no rate); *retry_after* is ``(n, seconds)``:
+    the n-th 429 carries a Retry-After of that many seconds.
+    """
     client = Redis.from_url(require_redis())
     settings = Settings(
         start_rate=40.0,
@@ -340,13 +362,16 @@ async def test_the_script_makes_the_same_decisions_as_the_python_control_law() -
     script = BudgetScript(
         client, unique_name("law"), "replay", settings, source=script_source(_REPLAY_CLOCK)
     )
+    state_key = script.keys[0]
     law = AdaptiveRate(40.0)
-    server = _ServerBucket(20.0, 5.0)
+    replay = _Replay(law)
+    server = _ServerBucket(20.0, server_burst)
+    changes = sorted((budget_changes or {}).items())
     base = 1_700_000_000.0  # a Redis clock's magnitude, for its rounding
     now, latency, throttles = base, 0.05, 0
     answers: list[tuple[float, int, float, bool]] = []  # (arrives, generation, issued, ok)
     try:
-        while now < base + 7.0:
+        while now < base + seconds:
             while answers and answers[0][0] <= now:
                 arrives, generation, issued, ok = heapq.heappop(answers)
                 if ok:
@@ -354,20 +379,25 @@ async def test_the_script_makes_the_same_decisions_as_the_python_control_law() -
                     law.on_success(arrives)
                 else:
                     throttles += 1
-                    retry_after = 0.4 if throttles == 3 else None
-                    reply = await script.run(
-                        "throttle", generation, issued, retry_after or "", arrives
-                    )
+                    pause = retry_after[1] if retry_after and throttles == retry_after[0] else None
+                    reply = await script.run("throttle", generation, issued, pause or "", arrives)
                     law.on_throttle(
-                        arrives,
-                        generation=generation,
-                        issued_at=issued,
-                        retry_after_seconds=retry_after,
+                        arrives, generation=generation, issued_at=issued, retry_after_seconds=pause
                     )
                 assert reply.rate == _close_to(law.rate)
                 assert reply.generation == law.decreases
                 assert reply.throttles == law.throttles
                 assert reply.w_max == (None if law.w_max is None else _close_to(law.w_max))
+                if not ok and law.decreases > len(replay.cuts):
+                    assert law.w_max is not None
+                    hold = float(await client.hget(state_key, "hold") or 0)
+                    assert hold == _close_to(law.hold_seconds)
+                    replay.cuts.append((arrives - base, law.w_max, law.rate, law.hold_seconds))
+            while changes and base + changes[0][0] <= now:
+                server.rate = changes.pop(0)[1]
+            if idle and base + idle[0] <= now < base + idle[1]:
+                now = min(base + idle[1], answers[0][0]) if answers else base + idle[1]
+                continue
             reply = await script.run("acquire", now)
             if reply.granted:
                 law.on_admit(now)
@@ -381,5 +411,32 @@ async def test_the_script_makes_the_same_decisions_as_the_python_control_law() -
     finally:
         await client.delete(*script.keys)
         await client.aclose()
+    return replay
+
+
+async def test_the_script_makes_the_same_decisions_as_the_python_control_law() -> None:
+    """Seven seconds: 429s, cuts, echoes, a Retry-After, regrowth."""
+    replay = await _replay(7.0, server_burst=5.0, retry_after=(3, 0.4))
+    law = replay.law
     assert law.decreases >= 2 and law.throttles > law.decreases  # cuts, and echoes
     assert 15.0 < law.rate < 25.0  # found the server's rate
+
+
+async def test_the_script_holds_and_follows_the_budget_as_the_python_control_law() -> None:
+    """Ninety seconds: the same budget found cut after cut (the hold doubles), an idle
+    stretch, a Retry-After, the budget halved (the hold resets) and raised again."""
+    replay = await _replay(
+        90.0,
+        server_burst=20.0,
+        budget_changes={50.0: 10.0, 65.0: 25.0},
+        idle=(30.0, 32.0),
+        retry_after=(8, 0.05),
+    )
+    # The server's burst let everything through at first: a deep cut.
+    assert replay.cuts[0][2] == pytest.approx(FIRST_DECREASE_FACTOR * replay.cuts[0][1])
+    holds = [hold for t, _, _, hold in replay.cuts if t < 50.0]
+    assert max(holds) >= 2 * REGROWTH_SECONDS  # the hold grew...
+    after_drop = [(w_max, hold) for t, w_max, _, hold in replay.cuts if 50.0 <= t < 52.0]
+    assert after_drop[-1][0] == pytest.approx(10.0, rel=0.1)
+    assert after_drop[-1][1] == 0.0  # ...and went at a budget clearly different
+    assert replay.law.w_max == pytest.approx(25.0, rel=0.1)

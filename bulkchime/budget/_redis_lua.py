@@ -10,6 +10,14 @@ from __future__ import annotations
 
 from string import Template
 
+from ._adaptive import (
+    _GROWN,
+    _MIN_AVERAGED,
+    FIRST_DECREASE_FACTOR,
+    MAX_HOLD_SECONDS,
+    SAME_ESTIMATE_TOLERANCE,
+)
+
 __all__ = ["SERVER_CLOCK", "SOURCE"]
 
 #: The script's clock: the Redis server's, the same for every process.
@@ -19,8 +27,9 @@ local function clock()
   return tonumber(t[1]) + tonumber(t[2]) / 1000000
 end"""
 
-#: The script, one run per step, with ``$name`` placeholders for the constants.
-SOURCE = Template(
+#: The script, one run per step, with ``$name`` placeholders for the constants (those
+#: of the control law that the runner does not pass are filled in here).
+_LAW_SOURCE = Template(
     r"""
 -- KEYS: state, delivered, ceilings, leases (see bulkchime/budget/_redis_scripts.py)
 -- ARGV: step, runner, its ceiling ('' = none), its burst, floor, adaptive ('1'/'0'),
@@ -41,6 +50,11 @@ local start_rate = tonumber(ARGV[10])
 local WINDOW = $window
 local MIN_WINDOW = $min_window
 local MIN_DELIVERIES = $min_deliveries
+local MIN_AVERAGED = $min_averaged
+local FIRST_BETA = $first_beta
+local TOLERANCE = $tolerance
+local MAX_HOLD = $max_hold
+local GROWN = $grown
 local TOKENS_AFTER_429 = $tokens_after_429
 local LEASE = $lease
 local IDLE_MS = $idle_ms
@@ -169,19 +183,36 @@ local function delivered_rate(since)
   return count / (now - start)
 end
 
+-- 'accepted' counts the requests accepted since the last cut; -1: none to count.
 local function on_pause(seconds)
   redis.call('DEL', DELIVERED)
   put('window_start', now + seconds)
+  put('accepted', -1)
+end
+
+local function budget_estimate(new_episode)
+  if not new_episode then
+    return delivered_rate(get('episode_start', NEVER))
+  end
+  put('episode_start', now)
+  local delivered = delivered_rate(nil)
+  local count, last = get('accepted', -1), s.w_max
+  if count >= MIN_AVERAGED and last then
+    local average = count / (now - get('last_cut', NEVER))
+    if get('hold', 0) ~= 0 then
+      average = math.max(average, (1 - TOLERANCE) * last)
+    end
+    if delivered == nil or average < delivered then
+      return average
+    end
+  end
+  return delivered
 end
 
 local function decrease(retry_after)
-  local delivered
-  if now - get('last_cut', NEVER) > WINDOW + get('grace', 0) then
-    put('episode_start', now)
-    delivered = delivered_rate(nil)
-  else
-    delivered = delivered_rate(get('episode_start', NEVER))
-  end
+  local previous = s.w_max
+  local new_episode = now - get('last_cut', NEVER) > WINDOW + get('grace', 0)
+  local delivered = budget_estimate(new_episode)
   local w_max = s.rate
   if delivered and delivered < w_max then
     w_max = delivered
@@ -191,12 +222,26 @@ local function decrease(retry_after)
   end
   w_max = math.max(w_max, floor)
   put('w_max', w_max)
-  put('grace', math.min(1 / ((1 - beta) * w_max), regrowth / 2))
+  if previous and math.abs(w_max - previous) <= TOLERANCE * previous then
+    if new_episode then
+      put('hold', math.min(math.max(2 * get('hold', 0), regrowth), MAX_HOLD))
+    end
+  else
+    put('hold', 0)
+  end
+  local cut, measure = beta, 0
+  local first = previous == nil and not retry_after
+  if first and delivered and delivered >= 0.5 * s.rate then
+    cut, measure = math.min(beta, FIRST_BETA), WINDOW
+  end
+  put('grace', math.min(1 / ((1 - cut) * w_max), regrowth / 2))
   put('generation', get('generation', 0) + 1)
   put('last_cut', now)
-  put('epoch', now)
+  put('accepted', 0)
+  local depth = (1 - cut) / (1 - beta)
+  put('epoch', now + measure + regrowth * (depth ^ (1 / 3) - 1))
   put('last_update', now)
-  set_rate(beta * w_max)
+  set_rate(cut * w_max)
 end
 
 local function grow()
@@ -208,6 +253,7 @@ local function grow()
   local elapsed = now - last
   if now - get('last_wait', NEVER) > math.max(1, 2 / s.rate) then
     put('epoch', get('epoch', 0) + elapsed)
+    put('accepted', -1)
     return
   end
   local target
@@ -218,7 +264,14 @@ local function grow()
     target = s.rate * 2 ^ (elapsed / doubling)
   else
     local t = now - get('epoch', 0)
-    target = s.w_max * (1 + (1 - beta) * ((t - regrowth) / regrowth) ^ 3)
+    if t > regrowth then
+      t = math.max(regrowth, t - get('hold', 0))
+    end
+    local rise = (1 - beta) * ((t - regrowth) / regrowth) ^ 3
+    if rise > GROWN then
+      put('accepted', -1)
+    end
+    target = s.w_max * (1 + rise)
   end
   if target > s.rate then
     set_rate(target)
@@ -250,6 +303,9 @@ if step == 'acquire' then
 elseif step == 'success' then
   redis.call('RPUSH', DELIVERED, fmt(now))
   forget_deliveries()
+  if get('accepted', -1) >= 0 then
+    put('accepted', s.accepted + 1)
+  end
   if adaptive then
     grow()
   end
@@ -297,4 +353,16 @@ return {
   fmt(get('throttles', 0)), w_max, ceiling and fmt(ceiling) or '', fmt(paused_for),
 }
 """
+)
+
+#: The script, with ``$name`` placeholders for what :func:`~._redis_scripts.script_source`
+#: fills in (the runner's constants and the clock).
+SOURCE = Template(
+    _LAW_SOURCE.safe_substitute(
+        min_averaged=repr(_MIN_AVERAGED),
+        first_beta=repr(FIRST_DECREASE_FACTOR),
+        tolerance=repr(SAME_ESTIMATE_TOLERANCE),
+        max_hold=repr(MAX_HOLD_SECONDS),
+        grown=repr(_GROWN),
+    )
 )
