@@ -33,6 +33,7 @@ import math
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +51,39 @@ from ._harness import (
 
 OPERATION = "BatchUpdateUser"
 USERS_PER_BATCH = 20
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the peers send: one batch operation, its batch size, and its parameters."""
+
+    operation: str
+    per_batch: int
+    #: The boto3 / aiobotocore method name.
+    method: str
+
+    def params(self, account_id: str, batch: list[str]) -> dict[str, Any]:
+        if self.operation == "BatchSuspendUser":
+            return {"AccountId": account_id, "UserIdList": batch}
+        items = [{"UserId": u, "LicenseType": "Pro"} for u in batch]
+        return {"AccountId": account_id, "UpdateUserRequestItems": items}
+
+
+#: License migration (the default): BatchUpdateUser, 20 users a request.
+MIGRATE = Workload(OPERATION, USERS_PER_BATCH, "batch_update_user")
+#: Offboarding: BatchSuspendUser, 50 users a request.
+SUSPEND = Workload("BatchSuspendUser", 50, "batch_suspend_user")
 #: No peer may run longer than this many seconds (each stops by itself).
 PEER_TIMEOUT = 300.0
 
 
-def _batches(user_ids: list[str]) -> list[list[str]]:
-    return [user_ids[i : i + USERS_PER_BATCH] for i in range(0, len(user_ids), USERS_PER_BATCH)]
+def _batches(user_ids: list[str], size: int = USERS_PER_BATCH) -> list[list[str]]:
+    return [user_ids[i : i + size] for i in range(0, len(user_ids), size)]
 
 
-def boto3_loop(url: str, account_id: str, user_ids: list[str]) -> dict[str, Any]:
+def boto3_loop(
+    url: str, account_id: str, user_ids: list[str], workload: Workload = MIGRATE
+) -> dict[str, Any]:
     """(a) A sequential loop with boto3's defaults."""
     import boto3  # type: ignore[import-untyped]
     from botocore.exceptions import ClientError
@@ -66,21 +91,21 @@ def boto3_loop(url: str, account_id: str, user_ids: list[str]) -> dict[str, Any]
     client = boto3.client("chime", endpoint_url=url, region_name="us-east-1")
     failed_batches = 0
     deadline = time.monotonic() + PEER_TIMEOUT
-    for batch in _batches(user_ids):
+    send = getattr(client, workload.method)
+    for batch in _batches(user_ids, workload.per_batch):
         if time.monotonic() > deadline:
             failed_batches += 1
             continue
         try:
-            client.batch_update_user(
-                AccountId=account_id,
-                UpdateUserRequestItems=[{"UserId": u, "LicenseType": "Pro"} for u in batch],
-            )
+            send(**workload.params(account_id, batch))
         except ClientError:
             failed_batches += 1  # what such scripts do: log it and move on
     return {"failed_batches": failed_batches}
 
 
-async def _gather_tenacity(url: str, account_id: str, user_ids: list[str]) -> dict[str, Any]:
+async def _gather_tenacity(
+    url: str, account_id: str, user_ids: list[str], workload: Workload
+) -> dict[str, Any]:
     from aiobotocore.config import AioConfig
     from aiobotocore.session import get_session
     from botocore.exceptions import ClientError
@@ -116,24 +141,24 @@ async def _gather_tenacity(url: str, account_id: str, user_ids: list[str]) -> di
                 ):
                     with attempt:
                         async with semaphore:
-                            await client.batch_update_user(
-                                AccountId=account_id,
-                                UpdateUserRequestItems=[
-                                    {"UserId": u, "LicenseType": "Pro"} for u in batch
-                                ],
+                            await getattr(client, workload.method)(
+                                **workload.params(account_id, batch)
                             )
             except ClientError:
                 failed_batches += 1
 
         await asyncio.wait_for(
-            asyncio.gather(*(send(batch) for batch in _batches(user_ids))), PEER_TIMEOUT
+            asyncio.gather(*(send(b) for b in _batches(user_ids, workload.per_batch))),
+            PEER_TIMEOUT,
         )
     return {"failed_batches": failed_batches}
 
 
-def gather_tenacity(url: str, account_id: str, user_ids: list[str]) -> dict[str, Any]:
+def gather_tenacity(
+    url: str, account_id: str, user_ids: list[str], workload: Workload = MIGRATE
+) -> dict[str, Any]:
     """(b) asyncio.gather + tenacity + a semaphore, no limiter."""
-    return asyncio.run(_gather_tenacity(url, account_id, user_ids))
+    return asyncio.run(_gather_tenacity(url, account_id, user_ids, workload))
 
 
 def _server_window(samples: list[Any]) -> tuple[float, float]:
@@ -150,26 +175,36 @@ def run_peer(
     *,
     rate: float,
     users: int,
-    user_error_rate: float,
+    user_error_rate: float = 0.0,
+    server: dict[str, float] | None = None,
+    latency_ms: float = 0.0,
+    workload: Workload = MIGRATE,
 ) -> dict[str, Any]:
-    with EmulatorProcess(users=max(users, 1000), rate=rate, burst=math.ceil(rate)) as emulator:
-        if user_error_rate:
-            emulator.configure(user_error_rate=user_error_rate)
-        with StatsPoller(emulator, OPERATION, interval=0.05) as poller:
+    """Run one peer on a fresh emulator (bucket *rate*, burst *rate*) with the *server*
+    settings (``error_rate``, ``user_error_rate``) and *latency_ms*; what the server saw."""
+    settings = {"user_error_rate": user_error_rate, **(server or {})}
+    settings = {name: value for name, value in settings.items() if value}
+    with EmulatorProcess(
+        users=max(users, 1000), rate=rate, burst=math.ceil(rate), latency_ms=latency_ms
+    ) as emulator:
+        if settings:
+            emulator.configure(**settings)
+        with StatsPoller(emulator, workload.operation, interval=0.05) as poller:
             start = time.monotonic()
             extra = run(emulator)
             wall = time.monotonic() - start
             time.sleep(0.2)
         stats = emulator.stats()
-    sent = stats["requests"][OPERATION]
+    sent = stats["requests"][workload.operation]
     throttled = stats["throttled"]
     served = sent - throttled
     first, last = _server_window(poller.samples)
     seconds = max(last - first, 1e-9)
-    done = stats["effects"][OPERATION]["distinct"]
+    done = stats["effects"][workload.operation]["distinct"]
     return {
         "peer": name,
         "user_error_rate": user_error_rate,
+        "server": {**settings, "latency_ms": latency_ms},
         "users": users,
         "requests": sent,
         "served": served,
@@ -180,7 +215,7 @@ def run_peer(
         "wall_seconds": round(wall, 3),
         "served_share_of_R": round(served / seconds / rate, 4),
         "users_per_second": round(done / seconds, 2),
-        "users_share_of_R": round(done / seconds / (rate * USERS_PER_BATCH), 4),
+        "users_share_of_R": round(done / seconds / (rate * workload.per_batch), 4),
         "users_lost": users - done,
         **extra,
     }
