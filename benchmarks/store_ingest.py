@@ -6,9 +6,10 @@ accounts, a license column on half the rows, one duplicate in 500, one rejected 
 in 1000), into a new SQLite checkpoint and into a new job of a PostgreSQL database
 (``BULKCHIME_TEST_POSTGRES_URL``, default ``postgresql://postgres@127.0.0.1:5432/test``).
 Each backend runs in a process of its own, so that its peak RSS is its own; the rows
-come from a generator, as a file's do. It prints seconds, rows/s and peak RSS for
-each, and writes ``benchmarks/results/store_ingest.json``. The PostgreSQL job is
-deleted afterwards.
+come from a generator, as a file's do, as tuples (``ItemRows``), as the engine hands
+them over (``benchmarks.ingest`` measures the whole path, file to store). It prints
+seconds, rows/s and peak RSS for each, and writes
+``benchmarks/results/store_ingest.json``. The PostgreSQL job is deleted afterwards.
 """
 
 from __future__ import annotations
@@ -33,32 +34,25 @@ DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def rows(count: int) -> Iterator[Any]:
-    """*count* records as a CSV of emails makes them, generated as they are read."""
-    from bulkchime.store import ItemRecord
-
+    """*count* items as a CSV of emails makes them, generated as they are read: tuples in
+    :class:`~bulkchime.store.ItemRecord`'s field order, as the engine hands them over."""
     for n in range(count):
         key = f"user{n if n % 500 else n - 1:08d}@example.com"  # every 500th repeats
         rejection = "not an email address" if n % 1000 == 999 else None
-        yield ItemRecord(
-            line=n + 2,
-            key=key,
-            raw_key=key.title(),
-            account_id=f"acct-{n % 4}",
-            email=key,
-            fields={"license": "Pro"} if n % 2 else None,
-            rejection=rejection,
-        )
+        fields = {"license": "Pro"} if n % 2 else None
+        yield (n + 2, key, key.title(), f"acct-{n % 4}", key, None, fields, rejection, None, None)
 
 
 async def ingest_into(location: str, count: int, actions: list[str]) -> dict[str, Any]:
     """Ingest *count* rows into a new checkpoint at *location*; the figures."""
     from bulkchime.store import open_store
+    from bulkchime.store._item_rows import ItemRows
 
     store = await open_store(location)
     try:
         started = time.perf_counter()
         await store.check_job({"actions": actions, "input": "bench.csv", "input_sha256": "x"})
-        stored = await store.ingest(actions, rows(count))
+        stored = await store.ingest(actions, ItemRows(rows(count)))
         seconds = time.perf_counter() - started
         counts = await store.counts()
     finally:

@@ -52,6 +52,11 @@ class Utf8Checked(io.BufferedIOBase):
         return self._check(data)
 
     def _check(self, data: bytes) -> bytes:
+        # ASCII needs no decoding (most inputs are all ASCII): unless a character begun
+        # in the bytes before is still pending, it cannot be invalid.
+        if data.isascii() and not self._decoder.getstate()[0]:
+            self._newlines += data.count(b"\n")
+            return data
         try:
             self._decoder.decode(data, final=not data)
         except UnicodeDecodeError as exc:

@@ -8,37 +8,33 @@ it can parse, with :attr:`SourceRow.rejection` set when that one row cannot be s
 
 It does not drop duplicates: :attr:`SourceRow.key` is the normalized dedupe key (emails
 trimmed and lower-cased), and the checkpoint dedupes on it.
+
+:func:`read_rows` is the same stream as plain tuples (:data:`RowValues`), for the ingest
+of a large input, where an object per row would cost more than reading it. The CSV
+reader is :mod:`bulkchime._csv_rows`; the key checks both formats share are
+:mod:`bulkchime._row_checks`.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import itertools
 import json
 import os
-import re
 import sys
 from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from bulkchime._column_hints import KEY_WORDS, KEYS, missing_column_hint
-from bulkchime._text import show
+from bulkchime._column_hints import KEY_WORDS, KEYS
+from bulkchime._csv_rows import csv_rows
+from bulkchime._row_checks import RowValues, row_values
 from bulkchime._utf8 import Utf8Checked
 from bulkchime.errors import InputError
 
-__all__ = ["KEYS", "SourceRow", "file_fingerprint", "read_source"]
+__all__ = ["KEYS", "RowValues", "SourceRow", "file_fingerprint", "read_rows", "read_source"]
 
-#: What an email must look like (after trimming) to be sent at all.
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-#: Any whitespace, which an ID never contains.
-_WHITESPACE = re.compile(r"\s")
-#: The model's ``AccountName`` length limits.
-_NAME_MAX = 100
-#: Header names shown in a "no such column" message before it is cut short.
-_HEADER_SHOWN = 20
 _STDIN_NAME = "<stdin>"
 _CSV_SUFFIXES = (".csv",)
 _JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -84,6 +80,20 @@ def read_source(
     opens the file only on the first ``next()``. It is a generator: ``close()`` it to
     release the file before the end.
     """
+    rows = read_rows(path, key, stdin=stdin, display_name=display_name, column=column)
+    return (SourceRow(*values[:4], dict(values[4]), values[5]) for values in rows)
+
+
+def read_rows(
+    path: str | os.PathLike[str],
+    key: str,
+    *,
+    stdin: BinaryIO | None = None,
+    display_name: str | None = None,
+    column: str | None = None,
+) -> Generator[RowValues, None, None]:
+    """:func:`read_source`'s rows as plain tuples of a :class:`SourceRow`'s fields, in
+    its order: what an ingest of a million rows reads, without an object per row."""
     name = display_name if display_name is not None else _display(path)
     if key not in KEYS:
         raise InputError(
@@ -126,7 +136,7 @@ def _cannot_read(exc: OSError) -> str:
 
 def _read(
     path: str | os.PathLike[str], key: str, stdin: BinaryIO | None, name: str, column: str
-) -> Generator[SourceRow, None, None]:
+) -> Generator[RowValues, None, None]:
     text_path = os.fspath(path)
     raw: BinaryIO
     if text_path == "-":
@@ -147,7 +157,7 @@ def _read(
             )
         suffix = os.path.splitext(text_path)[1].lower() if text_path != "-" else ""
         if suffix in _CSV_SUFFIXES:
-            yield from _csv_rows(lines, key, name, column)
+            yield from csv_rows(lines, key, name, column)
         elif suffix in _JSONL_SUFFIXES or first == "{":
             yield from _jsonl_rows(lines, key, name, column)
         elif first == "[":
@@ -158,7 +168,7 @@ def _read(
                 line=blanks + 1,
             )
         else:
-            yield from _csv_rows(lines, key, name, column)
+            yield from csv_rows(lines, key, name, column)
     except OSError as exc:
         raise InputError(name, _cannot_read(exc)) from exc
     finally:
@@ -181,115 +191,10 @@ def _peek(text: Iterable[str]) -> tuple[str | None, int, Iterator[str]]:
     return None, blanks, iter(())
 
 
-# --- CSV ----------------------------------------------------------------------------------
-
-
-def _csv_rows(lines: Iterator[str], key: str, name: str, column: str) -> Iterator[SourceRow]:
-    # strict: a stray quote raises instead of silently swallowing the rest of the file.
-    reader = csv.reader(lines, strict=True)
-    header: list[str] | None = None
-    header_line = 0
-    key_at = 0
-    account_at: int | None = None
-    others: list[tuple[int, str]] = []
-    rows = 0
-    while True:
-        start = reader.line_num + 1
-        try:
-            record = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            end = f" (the record runs to line {reader.line_num})" if reader.line_num > start else ""
-            raise InputError(
-                name,
-                f"is not valid CSV: {exc}{end}. HINT: a value holding a comma, quote or "
-                'newline must be quoted, and quotes inside it doubled: "Smith, ""J"""',
-                line=start,
-            ) from None
-        if not any(value.strip() for value in record):
-            continue  # blank lines, and the ",,," rows spreadsheets leave behind
-        if header is None:
-            header, header_line = [value.strip().lower() for value in record], start
-            key_at, account_at, others = _columns(header, key, column, name, start)
-            continue
-        rows += 1
-        yield _csv_row(start, record, header, key, key_at, account_at, others)
-    if header is not None and rows == 0:
-        raise InputError(
-            name,
-            "has a header but no rows. HINT: add one row per user below the header",
-            line=header_line,
-        )
-
-
-def _columns(
-    header: list[str], key: str, column: str, name: str, line: int
-) -> tuple[int, int | None, list[tuple[int, str]]]:
-    """Find the key's column and the account column; the others are (index, name) pairs."""
-    seen: set[str] = set()
-    for cell in header:
-        if cell and cell in seen:
-            raise InputError(
-                name,
-                f"the header names the column {cell!r} twice. HINT: rename or delete one",
-                line=line,
-                field=cell,
-            )
-        seen.add(cell)
-    if column not in seen:
-        shown = ", ".join(cell or "''" for cell in header[:_HEADER_SHOWN])
-        if len(header) > _HEADER_SHOWN:
-            shown += f", ... ({len(header)} columns)"
-        raise InputError(
-            name,
-            f"no {column!r} column; the header has: {shown}. HINT: "
-            + missing_column_hint(header, key, column),
-            line=line,
-            field=column,
-        )
-    key_at = header.index(column)
-    account_at = (
-        header.index("account_id") if key != "account_id" and "account_id" in seen else None
-    )
-    others = [
-        (index, cell)
-        for index, cell in enumerate(header)
-        if cell and index != key_at and index != account_at
-    ]
-    return key_at, account_at, others
-
-
-def _csv_row(
-    line: int,
-    record: list[str],
-    header: list[str],
-    key: str,
-    key_at: int,
-    account_at: int | None,
-    others: list[tuple[int, str]],
-) -> SourceRow:
-    width = len(record)
-
-    def value(index: int) -> str:
-        return record[index].strip() if index < width else ""
-
-    rejection = None
-    # Trailing empty fields (a spreadsheet's stray commas) are harmless; extra data is not.
-    if width > len(header) and any(extra.strip() for extra in record[len(header) :]):
-        rejection = (
-            f"row has {width} fields, header has {len(header)}. "
-            "HINT: quote values that contain commas"
-        )
-    fields = {column: value(index) for index, column in others}
-    account = value(account_at) if account_at is not None else ""
-    return _row(line, key, value(key_at), account, fields, rejection)
-
-
 # --- JSONL --------------------------------------------------------------------------------
 
 
-def _jsonl_rows(lines: Iterator[str], key: str, name: str, column: str) -> Iterator[SourceRow]:
+def _jsonl_rows(lines: Iterator[str], key: str, name: str, column: str) -> Iterator[RowValues]:
     for number, text in enumerate(lines, 1):
         if not text.strip():
             continue
@@ -314,7 +219,7 @@ def _jsonl_rows(lines: Iterator[str], key: str, name: str, column: str) -> Itera
         yield _jsonl_row(number, value, key, column)
 
 
-def _jsonl_row(line: int, obj: dict[str, object], key: str, column: str) -> SourceRow:
+def _jsonl_row(line: int, obj: dict[str, object], key: str, column: str) -> RowValues:
     rejection = None
     values: dict[str, str] = {}
     written: dict[str, str] = {}
@@ -339,7 +244,7 @@ def _jsonl_row(line: int, obj: dict[str, object], key: str, column: str) -> Sour
             f"field that holds the {KEY_WORDS[key]} with --key-column (input.column)"
         )
     account = values.pop("account_id", "") if key != "account_id" else ""
-    return _row(line, key, raw_key or "", account, values, rejection)
+    return row_values(line, key, raw_key or "", account, values, rejection)
 
 
 def _scalar(value: object) -> str:
@@ -363,51 +268,3 @@ def _json_kind(value: object) -> str:
     if isinstance(value, bool):
         return "boolean"
     return "number"
-
-
-# --- validation ---------------------------------------------------------------------------
-
-
-def _row(
-    line: int,
-    key: str,
-    raw_key: str,
-    account: str,
-    fields: dict[str, str],
-    rejection: str | None,
-) -> SourceRow:
-    normalized, problem = _check_key(key, raw_key)
-    if problem is None and account and _WHITESPACE.search(account):
-        problem = f"malformed account_id {show(account)}: an ID has no spaces"
-    return SourceRow(
-        line=line,
-        key=normalized,
-        raw_key=raw_key,
-        account_id=account or None,
-        fields=fields,
-        rejection=rejection or problem,
-    )
-
-
-def _check_key(key: str, raw: str) -> tuple[str, str | None]:
-    """Return the normalized key and, for a bad one, why it is rejected."""
-    if key == "email":
-        normalized = raw.lower()
-        if not raw:
-            return normalized, "empty email"
-        if not _EMAIL.fullmatch(raw):
-            return normalized, (
-                f"malformed email {show(raw)}: expected an address like name@example.com"
-            )
-        return normalized, None
-    if not raw:
-        return raw, f"empty {key}"
-    if key == "name":
-        if len(raw) > _NAME_MAX:
-            return raw, (
-                f"name is {len(raw)} characters long; an account name has 1 to {_NAME_MAX}"
-            )
-        return raw, None
-    if _WHITESPACE.search(raw):
-        return raw, f"malformed {key} {show(raw)}: an ID has no spaces"
-    return raw, None

@@ -245,6 +245,24 @@ def test_not_utf8_far_into_the_file(tmp_path: Path) -> None:
     assert error(path).line == 9000
 
 
+def test_not_utf8_after_all_ascii_reads(tmp_path: Path) -> None:
+    # ASCII reads are passed on without decoding; the line count must stay right.
+    body = "".join(f"user{i}@example.com,U\n" for i in range(2, 20_000)).encode()
+    path = write(tmp_path, "users.csv", b"email,name\n" + body + b"bad@example.com,\xe9\n")
+    assert error(path).line == 20_000
+
+
+@pytest.mark.parametrize("shift", range(-14, 2))
+def test_a_character_split_between_two_reads_is_read_whole(tmp_path: Path, shift: int) -> None:
+    # The first read (8 KiB) is ASCII up to a character whose bytes it cuts in two.
+    head = b"email,name\n"
+    rows = b"".join(f"u{i:05d}@example.com,U\n".encode() for i in range(600))
+    filler = b"a@b.co," + b"x" * (8182 + shift - len(head) - len(rows) - 8) + b"\n"
+    path = write(tmp_path, "users.csv", head + rows + filler + "z@b.co,Zoë €\n".encode())
+    *_, last = read_source(path, "email")
+    assert (last.line, last.key, last.fields["name"]) == (603, "z@b.co", "Zoë €")
+
+
 def test_truncated_multibyte_character_at_the_end(tmp_path: Path) -> None:
     path = write(tmp_path, "users.csv", b"email,name\na@b.co,Zo\xc3")
     err = error(path)

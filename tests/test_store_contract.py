@@ -27,6 +27,7 @@ from bulkchime.store import (
     WorkItem,
     open_store,
 )
+from bulkchime.store._item_rows import ItemRows, item_row
 
 from .servers import require_postgres, unique_name
 
@@ -315,6 +316,34 @@ async def test_ingest_reads_a_generator_off_the_event_loop(store: CheckpointStor
     await store.check_job(JOB)
     assert await store.ingest(["suspend"], rows()) == 3
     assert threads and threading.get_ident() not in threads
+
+
+async def test_items_given_as_rows_are_stored_as_the_same_items_as_records(
+    new_store: NewStore,
+) -> None:
+    records = [
+        user("a", 2, fields={"license": "Pro"}),
+        user("b", 3, rejection="malformed user_id 'b b'"),
+        user("a", 4),
+        user("c", 5, account=None),
+        user("d", 6, result={"UserId": "d"}),
+        ItemRecord(line=7, key="e", raw_key="E", account_id="acc", skip=("Changed", "why")),
+        email("f@x", 8),
+        email("f@x", 9, account="other"),
+        user("c", 10, account=None),
+    ]
+    stored: list[list[Any]] = []
+    for items in (records, ItemRows(item_row(record) for record in records)):
+        store = await new_store()
+        await store.check_job({**JOB, "actions": ["logout", "suspend"]})
+        assert await store.ingest(["logout", "suspend"], items) == len(records)
+        stored.append([r.as_dict() async for r in store.report_records()])
+        stored.append(await store.rejected_rows())
+    assert stored[0] == stored[2] and stored[1] == stored[3]
+    assert [r["status"] for r in stored[0][::2]] == [
+        "pending", "rejected", "skipped", "pending", "succeeded", "skipped", "pending",
+        "pending", "skipped",
+    ]  # fmt: skip
 
 
 async def test_an_input_error_mid_way_ingests_nothing_and_the_next_ingest_starts_clean(

@@ -8,7 +8,7 @@ job here with the file, line and field; row-level ones become ``rejected`` items
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import structlog
@@ -19,8 +19,8 @@ from ..constants import LICENSES
 from ..errors import InputError
 from ..job import JobSpec
 from ..lookups import user_matches
-from ..sources import SourceRow, file_fingerprint, read_source
-from ..store import ItemRecord
+from ..sources import RowValues, file_fingerprint, read_rows
+from ..store import ItemRecord, ItemRow, ItemRows
 from ._context import RunContext
 from .before_images import BeforeImages
 
@@ -37,6 +37,9 @@ _ITEM_FIELDS = (
     "disable_remote_control",
     "enable_dial_out",
 )
+
+#: The keys that name an item's account, email or user id.
+_ITEM_KEYS = ("account_id", "email", "user_id")
 
 #: Records per store write while scanning an account.
 _SCAN_CHUNK = 2000
@@ -91,59 +94,78 @@ async def _ingest_one_account(ctx: RunContext, action: ActionSpec) -> None:
     await ctx.store.ingest(ctx.job.actions, [record])
 
 
-def _records(ctx: RunContext) -> Iterator[ItemRecord]:
+def _records(ctx: RunContext) -> ItemRows:
+    """The input file's rows as items, tuples in and out (a million rows cost no object
+    each): see :func:`_item_rows`."""
     path = ctx.job.input.path
     assert path is not None
     display = "<stdin>" if path == "-" else path
-    rows = read_source(
+    rows = read_rows(
         path,
         ctx.job.input.key,
         stdin=ctx.options.stdin,
         display_name=display,
         column=ctx.job.input.column,
     )
-    for row in rows:
-        yield _record(ctx, row, display)
+    return ItemRows(_item_rows(ctx, rows, display))
 
 
-def _record(ctx: RunContext, row: SourceRow, display: str) -> ItemRecord:
+def _item_rows(ctx: RunContext, rows: Iterable[RowValues], display: str) -> Iterator[ItemRow]:
+    """Each source row as an item: its account (the row's, or the job's), the columns it
+    keeps, and a rejection when a cell the actions need is empty or invalid."""
     job = ctx.job
-    key_kind = job.input.key
-    account_id = row.account_id or ctx.job_account
-    fields = {name: row.fields[name] for name in _ITEM_FIELDS if row.fields.get(name)}
-    rejection = row.rejection
-    if rejection is None and "license" in fields and fields["license"] not in LICENSES:
-        rejection = f"license {fields['license']!r} is not one of {', '.join(LICENSES)}"
-    if ctx.actions[0].target is Target.USER and not account_id and not rejection:
-        _require_account(ctx, row, display)
-    skip_reason = row.fields.get("skip_reason")
-    for spec in ctx.actions:
-        for param in spec.required_params:
-            if skip_reason or rejection or fields.get(param) or job.params.get(param):
-                continue
-            rejection = f"no {param}: the {param!r} cell is empty and the job has no params.{param}"
-    return ItemRecord(
-        line=row.line,
-        key=row.key,
-        raw_key=row.raw_key,
-        account_id=row.key if key_kind == "account_id" else account_id,
-        email=row.key if key_kind == "email" else None,
-        user_id=row.key if key_kind == "user_id" else None,
-        fields=fields or None,
-        rejection=rejection,
-        # An undo's input names the items it will not send, and why.
-        skip=(row.fields.get("skip_code") or "Skipped", skip_reason) if skip_reason else None,
-    )
+    by_account, by_email, by_user_id = (job.input.key == kind for kind in _ITEM_KEYS)
+    job_account = ctx.job_account
+    needs_account = ctx.actions[0].target is Target.USER
+    # Parameters each row must carry, in the order they are checked, since the job
+    # gives no value for them.
+    needed = [
+        param for spec in ctx.actions for param in spec.required_params if not job.params.get(param)
+    ]
+    for line, key, raw_key, row_account, row_fields, rejection in rows:
+        account_id = row_account or job_account
+        fields: dict[str, str] | None = None
+        skip = None
+        if row_fields:
+            fields = {name: row_fields[name] for name in _ITEM_FIELDS if row_fields.get(name)}
+            license = fields.get("license")
+            if rejection is None and license is not None and license not in LICENSES:
+                rejection = f"license {license!r} is not one of {', '.join(LICENSES)}"
+            skip_reason = row_fields.get("skip_reason")
+            if skip_reason:
+                # An undo's input names the items it will not send, and why.
+                skip = (row_fields.get("skip_code") or "Skipped", skip_reason)
+        if needs_account and not account_id and not rejection:
+            _require_account(ctx, line, display)
+        if needed and not rejection and skip is None:
+            for param in needed:
+                if not (fields and fields.get(param)):
+                    rejection = (
+                        f"no {param}: the {param!r} cell is empty and the job has no params.{param}"
+                    )
+                    break
+        yield (
+            line,
+            key,
+            raw_key,
+            key if by_account else account_id,
+            key if by_email else None,
+            key if by_user_id else None,
+            fields or None,
+            rejection,
+            None,
+            skip,
+        )
 
 
-def _require_account(ctx: RunContext, row: SourceRow, display: str) -> None:
+def _require_account(ctx: RunContext, line: int, display: str) -> None:
     """A user row with no account anywhere is a job error where the account is needed."""
     if ctx.job.input.key == "user_id":
         raise InputError(
             display,
             "row gives a user_id but no account_id, and the job names no account. "
             "HINT: add an account_id column, or --account / account_id in the job",
-            line=row.line,
+            line=line,
             field="account_id",
         )
     team = [spec.name for spec in ctx.actions if spec.needs_team_account]
@@ -151,7 +173,7 @@ def _require_account(ctx: RunContext, row: SourceRow, display: str) -> None:
         raise InputError(
             display,
             f"{team[0]} needs the Team account to {team[0]} into. HINT: --account or account_id",
-            line=row.line,
+            line=line,
             field="account_id",
         )
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 
 from ..errors import JobError
+from ._item_rows import ItemRow, ItemRows
 from ._models import (
     REPORT_STATUS,
     STATUS_ORDER,
@@ -33,6 +34,8 @@ __all__ = [
     "STATUS_ORDER",
     "CheckpointStore",
     "ItemRecord",
+    "ItemRow",
+    "ItemRows",
     "ReportRecord",
     "RunnerInfo",
     "SQLiteStore",

@@ -1,11 +1,14 @@
 """Ingest into PostgreSQL: chunks of rows by ``COPY``, duplicates marked in one statement.
 
-The input is read a chunk at a time (:data:`INGEST_CHUNK` records) on a worker
-thread, where each record also becomes the row to store, so that neither a huge file
-nor its parsing blocks the event loop; the next chunk is read while the last ones are
-stored, :data:`CHUNKS_AT_ONCE` at a time on connections of their own (the server's
-work, its indexes, is what takes long). Each chunk is one transaction: ``COPY`` of
-its items, then of their tasks (one per action phase). Item ids are given in input
+The input is read a chunk at a time (:data:`INGEST_CHUNK` items, as tuples:
+:class:`~bulkchime.store._item_rows.ItemRows`) on a worker thread, where each item
+also becomes the row to store, so that neither a huge file nor its parsing blocks the
+event loop; the next chunk is read while the last ones are stored,
+:data:`CHUNKS_AT_ONCE` at a time on connections of their own (the server's work, its
+indexes, is what takes long). Each chunk is one transaction: ``COPY`` of its items,
+then of the tasks of those rejected, skipped or done, and the server makes the
+pending tasks of the others from the items (one per action phase, ``INSERT ...
+SELECT``: no row of them goes over the wire). Item ids are given in input
 order before a chunk is stored, so that chunks may commit in any order, and a chunk
 run again after its reply was lost sees it was stored and stores nothing twice.
 
@@ -20,18 +23,22 @@ began (by their dedupe key) and makes the others' items and tasks.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
 from ..errors import JobAborted
 from . import _pg_sql as sql
+from ._item_rows import ItemRow, fields_json, item_row, item_rows
 from ._models import ItemRecord, State
 from ._pg_conn import Conn, Connections
 from ._pg_ops import Scope, fetch_value, runner_live
 from ._rows import dumps
 
 __all__ = ["ANALYZE_AFTER", "CHUNKS_AT_ONCE", "INGEST_CHUNK", "PgIngester", "stage_row"]
+
+_PENDING, _DONE = State.PENDING.value, State.DONE.value
+_REJECTED, _SKIPPED = State.REJECTED.value, State.SKIPPED.value
 
 #: Records per chunk (one transaction): large enough that a commit costs nothing, small
 #: enough that memory stays flat over a million-row file.
@@ -59,6 +66,17 @@ _COPY_TASKS = (
     "COPY bulkchime_tasks (job_id, item_id, phase, action, state, account_id, error_code, "
     "message, result) FROM STDIN"
 )
+#: The pending tasks of the items ``first`` .. ``last`` but the ``final`` ones, per action
+#: phase, from the items the chunk has just copied.
+_INSERT_PENDING_TASKS = """
+    INSERT INTO bulkchime_tasks (job_id, item_id, phase, action, state, account_id)
+    SELECT i.job_id, i.id, a.phase - 1, a.action, 'pending', i.account_id
+    FROM bulkchime_items AS i
+    CROSS JOIN unnest(%(actions)s::text[]) WITH ORDINALITY AS a(action, phase)
+    WHERE i.job_id = %(job)s AND i.id BETWEEN %(first)s AND %(last)s
+      AND NOT (i.id = ANY(%(final)s::bigint[]))
+    ORDER BY i.id, a.phase
+"""
 _INSERT_STAGED = """
     WITH new AS (
         INSERT INTO bulkchime_items
@@ -103,7 +121,7 @@ class PgIngester:
         records: Iterable[ItemRecord],
     ) -> int:
         """See :meth:`CheckpointStore.ingest`."""
-        rows = iter(records)
+        rows = item_rows(records)
         count = 0
         # The next chunk is read while the last ones are stored (the module docstring).
         reading = asyncio.ensure_future(asyncio.to_thread(_read_chunk, rows, INGEST_CHUNK))
@@ -149,7 +167,8 @@ class PgIngester:
         if not records:
             return 0
         first = self._take_ids(len(records))
-        return await self._store(conns, scope, actions, [stage_row(r) for r in records], first)
+        staged = [stage_row(item_row(record)) for record in records]
+        return await self._store(conns, scope, actions, staged, first)
 
     async def finish(self, conns: Connections, scope: Scope) -> None:
         """See :meth:`CheckpointStore.finish_ingest`."""
@@ -193,58 +212,38 @@ def _abandon(reading: asyncio.Future[list[tuple[Any, ...]]]) -> None:
         reading.exception()
 
 
-def _read_chunk(rows: Iterator[ItemRecord], size: int) -> list[tuple[Any, ...]]:
-    """The next *size* records as staged rows (on a worker thread)."""
-    return [stage_row(record) for record in islice(rows, size)]
+def _read_chunk(rows: Iterator[ItemRow], size: int) -> list[tuple[Any, ...]]:
+    """The next *size* rows as staged rows (on a worker thread)."""
+    return [stage_row(row) for row in islice(rows, size)]
 
 
-#: JSON of the ``fields`` mappings seen, by their items: a file's rows repeat a few
-#: (``{"license": "Pro"}``), and encoding each again costs more than the rest of a row.
-_FIELDS_JSON: dict[tuple[tuple[str, Any], ...], str | None] = {}
-_FIELDS_JSON_MAX = 4096
-
-
-def _fields_json(fields: Mapping[str, Any] | None) -> str | None:
-    if not fields:
-        return None
-    key = tuple(fields.items())
-    # Only text values make keys: 1 and True are equal keys but not the same JSON, and
-    # a list is no key at all.
-    if not all(type(value) is str for _, value in key):
-        return dumps(fields)
-    text = _FIELDS_JSON.get(key)
-    if text is None:
-        if len(_FIELDS_JSON) >= _FIELDS_JSON_MAX:
-            _FIELDS_JSON.clear()
-        text = _FIELDS_JSON[key] = dumps(fields)
-    return text
-
-
-def stage_row(record: ItemRecord) -> tuple[Any, ...]:
-    """A record as a row of the staging table, less its id."""
+def stage_row(row: ItemRow) -> tuple[Any, ...]:
+    """An item (an :data:`~bulkchime.store._item_rows.ItemRow`) as a row of the staging
+    table, less its id."""
+    line, key, raw_key, account_id, email, user_id, fields, rejection, result, skip = row
     code: str | None = None
     message: str | None = None
     dedupe: str | None = None
-    if record.rejection:
-        state, code, message = State.REJECTED, "Rejected", record.rejection
-    elif record.skip is not None:
-        state, (code, message) = State.SKIPPED, record.skip
+    if rejection:
+        state, code, message = _REJECTED, "Rejected", rejection
+    elif skip is not None:
+        state, (code, message) = _SKIPPED, skip
     else:
-        state = State.DONE if record.result is not None else State.PENDING
-        dedupe = f"{record.account_id or ''}|{record.key}"
+        state = _PENDING if result is None else _DONE
+        dedupe = f"{account_id or ''}|{key}"
     return (
-        record.line,
-        record.key,
-        record.raw_key,
-        record.account_id,
-        record.email,
-        record.user_id,
-        _fields_json(record.fields),
+        line,
+        key,
+        raw_key,
+        account_id,
+        email,
+        user_id,
+        fields_json(fields) if fields else None,
         dedupe,
-        state.value,
+        state,
         code,
         message,
-        dumps(record.result),
+        dumps(result),
     )
 
 
@@ -338,21 +337,32 @@ async def _copy_chunk(
 async def _copy_rows(
     conn: Conn, scope: Scope, actions: Sequence[str], rows: list[tuple[Any, ...]], first: int
 ) -> None:
-    """``COPY`` every row into the items, and a task per action phase of each into the
-    tasks: a new input keeps every row (duplicates are marked, not dropped)."""
+    """``COPY`` every row into the items (a new input keeps every row: duplicates are
+    marked, not dropped), and make a task per action phase of each: the server makes
+    the pending ones from the items it has, the others are copied."""
     job = scope.job_id
+    final: list[int] = []
     async with conn.cursor() as cursor:
         async with cursor.copy(_COPY_ITEMS) as copy:
             for item_id, row in enumerate(rows, first):
                 await copy.write_row((job, item_id, *row[:8]))
-        async with cursor.copy(_COPY_TASKS) as copy:
-            for item_id, row in enumerate(rows, first):
-                line, key, raw_key, account_id, email, user_id, fields, dedupe, *outcome = row
-                state, code, message, result = outcome
-                for phase, action in enumerate(actions):
-                    await copy.write_row(
-                        (job, item_id, phase, action, state, account_id, code, message, result)
-                    )
+                if row[8] != _PENDING:
+                    final.append(item_id)
+        if final:
+            async with cursor.copy(_COPY_TASKS) as copy:
+                for item_id in final:
+                    row = rows[item_id - first]
+                    account_id, (state, code, message, result) = row[3], row[8:]
+                    for phase, action in enumerate(actions):
+                        await copy.write_row(
+                            (job, item_id, phase, action, state, account_id, code, message, result)
+                        )
+        await cursor.execute(
+            _INSERT_PENDING_TASKS,
+            scope.params(
+                first=first, last=first + len(rows) - 1, final=final, actions=list(actions)
+            ),
+        )
 
 
 async def fetch_value_unprepared(conn: Conn, statement: str, params: dict[str, Any]) -> Any:

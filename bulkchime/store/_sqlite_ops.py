@@ -8,23 +8,17 @@ one transaction. :class:`~bulkchime.store.SQLiteStore` hands them to its thread.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from itertools import islice
 from typing import Any
 
 from ..errors import CheckpointMismatch
 from . import _sqlite_sql as sql
-from ._models import REPORT_STATUS, ItemRecord, ReportRecord, State, TaskOutcome, WorkItem
+from ._models import REPORT_STATUS, ReportRecord, State, TaskOutcome, WorkItem
 from ._sqlite_sql import Connection
 
-__all__ = ["INGEST_CHUNK", "Ingester", "transaction"]
-
-#: Records per ingest transaction: large enough to amortise a commit, small enough to
-#: keep memory flat over a million-row file.
-INGEST_CHUNK = 5000
+__all__ = ["transaction"]
 
 #: ``meta.ingested``: the input was read completely.
 _COMPLETE = "1"
@@ -108,120 +102,6 @@ def info(db: Connection) -> dict[str, Any]:
 
 
 # -- ingest ----------------------------------------------------------------------------
-
-
-class Ingester:
-    """One ingest, from its first chunk to :meth:`finish` (the store keeps one)."""
-
-    def __init__(self) -> None:
-        self._started = False
-        #: Adding a changed input to a complete one: rows already stored are skipped.
-        self._adding = False
-
-    def ingest(
-        self,
-        db: Connection,
-        actions: Sequence[str],
-        records: Iterable[ItemRecord],
-        stop: threading.Event,
-    ) -> int:
-        """See :meth:`CheckpointStore.ingest`. *records* is read here, a chunk at a time;
-        *stop* (the caller was cancelled) ends it unfinished before the next chunk."""
-        count = 0
-        rows = iter(records)
-        try:
-            self._start(db)
-            while not stop.is_set():
-                chunk = list(islice(rows, INGEST_CHUNK))
-                count += self.chunk(db, actions, chunk)
-                if len(chunk) < INGEST_CHUNK:
-                    self.finish(db)
-                    return count
-        except BaseException:
-            # Whatever was stored stays unfinished: the next ingest starts it again.
-            self._started = False
-            raise
-        self._started = False
-        return count
-
-    def _start(self, db: Connection) -> None:
-        self._started = True
-        if _meta(db, "ingested") in (_COMPLETE, _ADDING):
-            self._adding = True
-            with transaction(db):
-                db.execute(sql.DEDUPE_INDEX)
-                db.execute(sql.META_SET, ("ingested", _ADDING))
-        else:
-            # A run that died while ingesting left part of the input: start it again.
-            self._adding = False
-            with transaction(db):
-                db.execute("DELETE FROM tasks")
-                db.execute("DELETE FROM items")
-
-    def chunk(self, db: Connection, actions: Sequence[str], records: Sequence[ItemRecord]) -> int:
-        """See :meth:`CheckpointStore.ingest_chunk`."""
-        if not self._started:
-            self._start(db)
-        if not records:
-            return 0
-        now = time.time()
-        items: list[tuple[Any, ...]] = []
-        tasks: list[tuple[Any, ...]] = []
-        with transaction(db):
-            item_id = int(db.execute(sql.MAX_ITEM_ID).fetchone()[0])
-            for record in records:
-                final = record.rejection or record.skip
-                dedupe = None if final else f"{record.account_id or ''}|{record.key}"
-                if dedupe is not None and self._adding:
-                    if db.execute(sql.DEDUPE_SEEN, (dedupe,)).fetchone():
-                        continue
-                item_id += 1
-                items.append(_item_row(item_id, record, dedupe))
-                tasks.extend(_task_rows(item_id, record, actions, now))
-            db.executemany(sql.INSERT_ITEM, items)
-            db.executemany(sql.INSERT_TASK, tasks)
-        return len(items)
-
-    def finish(self, db: Connection) -> None:
-        """See :meth:`CheckpointStore.finish_ingest`."""
-        with transaction(db):
-            db.execute(sql.MARK_DUPLICATES)
-            db.execute(sql.META_SET, ("ingested", _COMPLETE))
-        self._started = False
-        self._adding = False
-
-
-def _item_row(item_id: int, record: ItemRecord, dedupe: str | None) -> tuple[Any, ...]:
-    return (
-        item_id,
-        record.line,
-        record.key,
-        record.raw_key,
-        record.account_id,
-        record.email,
-        record.user_id,
-        sql.dumps(record.fields),
-        dedupe,
-    )
-
-
-def _task_rows(
-    item_id: int, record: ItemRecord, actions: Sequence[str], now: float
-) -> Iterator[tuple[Any, ...]]:
-    if record.rejection:
-        state, code, message = State.REJECTED, "Rejected", record.rejection
-    elif record.skip is not None:
-        state, (code, message) = State.SKIPPED, record.skip
-    elif record.result is not None:
-        state, code, message = State.DONE, None, None
-    else:
-        state, code, message = State.PENDING, None, None
-    result = sql.dumps(record.result)
-    for phase, action in enumerate(actions):
-        yield (item_id, phase, action, state.value, code, message, result, now)
-
-
-# -- the work queue ----------------------------------------------------------------------
 
 
 def _update(db: Connection, statement: str, *args: Any) -> int:

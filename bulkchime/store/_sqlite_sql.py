@@ -104,7 +104,11 @@ INSERT_TASK = (
     "INSERT INTO tasks (item_id, phase, action, state, error_code, message, result, updated) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-MARK_DUPLICATES = """
+
+
+def _mark_duplicates(among: str) -> str:
+    """Skip every item but the first of each dedupe key, among the items *among* selects."""
+    return f"""
     UPDATE tasks SET state = 'skipped', error_code = 'Duplicate',
            message = 'duplicate of line ' || coalesce(d.first_line, '?') || '; sent once'
     FROM (
@@ -112,12 +116,48 @@ MARK_DUPLICATES = """
             SELECT id,
                    first_value(line) OVER w AS first_line,
                    row_number() OVER w AS rank
-            FROM items WHERE dedupe IS NOT NULL
+            FROM items WHERE {among}
             WINDOW w AS (PARTITION BY dedupe ORDER BY id)
         ) WHERE rank > 1
     ) AS d
     WHERE tasks.item_id = d.id AND tasks.state = 'pending'
 """
+
+
+MARK_DUPLICATES = _mark_duplicates("dedupe IS NOT NULL")
+
+#: Item rows per ``INSERT`` of an ingest: nine values each, under the 999 variables of
+#: the oldest SQLite; one statement per row would cost more than the row itself.
+ITEMS_PER_INSERT = 50
+INSERT_ITEMS = (
+    "INSERT INTO items (id, line, key, raw_key, account_id, email, user_id, fields, dedupe) "
+    "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * ITEMS_PER_INSERT)
+)
+#: One phase's tasks of the items ``id`` ?4..?5 to be sent (they have a dedupe key),
+#: pending; made by SQLite itself, not a row at a time.
+INSERT_PENDING_TASKS = (
+    "INSERT INTO tasks (item_id, phase, action, state, updated) "
+    "SELECT id, ?, ?, 'pending', ? FROM items WHERE id BETWEEN ? AND ? AND dedupe IS NOT NULL"
+)
+#: The same, past the tasks of items done at ingest (stored with their results first).
+INSERT_PENDING_TASKS_AFTER_DONE = INSERT_PENDING_TASKS.replace("INSERT", "INSERT OR IGNORE", 1)
+
+#: Dedupe keys that may repeat (a filter saw them before): the only ones an ingest that
+#: saw every key needs to look at for duplicates (the connection's own temporary table).
+MAYBE_DUPLICATES_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS bulkchime_maybe_duplicates "
+    "(dedupe TEXT PRIMARY KEY) WITHOUT ROWID"
+)
+ADD_MAYBE_DUPLICATE = "INSERT OR IGNORE INTO temp.bulkchime_maybe_duplicates (dedupe) VALUES (?)"
+MARK_MAYBE_DUPLICATES = _mark_duplicates(
+    "dedupe IN (SELECT dedupe FROM temp.bulkchime_maybe_duplicates)"
+)
+DROP_MAYBE_DUPLICATES = "DROP TABLE IF EXISTS temp.bulkchime_maybe_duplicates"
+#: The temporary table's page cache (KiB): small, so that the rest of the run does not
+#: keep the memory it took (it spills to a temporary file, in the OS's cache).
+TEMP_CACHE_SIZE = "PRAGMA temp.cache_size = -256"
+#: Give back the page caches' memory an ingest took, for the phases after it.
+SHRINK_MEMORY = "PRAGMA shrink_memory"
 
 # -- the work queue --------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from ._images import BeforeImage, ImagePairs, paged_images
 from ._lock import LockFile, lock_holder, lock_path
 from ._models import ItemRecord, ReportRecord, State, TaskOutcome, WorkItem
 from ._one_process import OneProcess
+from ._sqlite_ingest import Ingester
 from ._sqlite_schema import NOT_A_CHECKPOINT_HINT, check_header, not_a_checkpoint, prepare
 from ._sqlite_sql import Connection
 
@@ -64,7 +65,7 @@ class SQLiteStore(OneProcess):
         self._db = db
         self._executor = executor
         self._lock = lock
-        self._ingester = ops.Ingester()
+        self._ingester = Ingester()
         #: Per (phase, account): the last item id :meth:`claim` handed out this sweep.
         self._claimed_up_to: dict[tuple[int, str | None], int] = {}
         self._taken_over: set[int] = set()
@@ -199,7 +200,7 @@ class SQLiteStore(OneProcess):
 
     async def ingest(self, actions: Sequence[str], records: Iterable[ItemRecord]) -> int:
         """Store *records* (read on the store's thread, in chunks of
-        :data:`~bulkchime.store._sqlite_ops.INGEST_CHUNK`); how many items were stored.
+        :data:`~bulkchime.store._sqlite_ingest.INGEST_CHUNK`); how many items were stored.
 
         Cancelled, it stops before the next chunk and the input stays unread.
         """
