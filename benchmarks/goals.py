@@ -43,7 +43,6 @@ from ._harness import (
     EmulatorProcess,
     print_table,
     read_column,
-    run_engine,
     slice_csv,
     use_bench_env,
     user_ids_csv,
@@ -68,15 +67,8 @@ Runner = Callable[[EmulatorProcess], dict[str, Any]]
 
 
 def _engine(account: str, ids: Path, workdir: Path, rate: float) -> Runner:
-    def run(emulator: EmulatorProcess) -> dict[str, Any]:
-        args = ["suspend", "--account", account, "--input", str(ids), "--key", "user_id",
-                "--endpoint-url", emulator.url, "--rate", f"{rate:g}",
-                "--checkpoint", str(workdir / "run.ckpt.sqlite"),
-                "--report", str(workdir / "report.jsonl")]  # fmt: skip
-        outcome = run_engine(args, workdir=workdir, timeout=peers.PEER_TIMEOUT)
-        return {"exit_code": outcome.returncode, "timed_out": outcome.timed_out}
-
-    return run
+    """The engine as an administrator runs it: ``--rate``, no ``--concurrency``."""
+    return peers.engine_runner(account, ids, workdir, ["--rate", f"{rate:g}"], WORK)
 
 
 def side_by_side(quick: bool, temp: Path) -> list[dict[str, Any]]:

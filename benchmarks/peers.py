@@ -61,6 +61,8 @@ class Workload:
     per_batch: int
     #: The boto3 / aiobotocore method name.
     method: str
+    #: The ``bulkchime`` command that sends it, with its parameters.
+    command: tuple[str, ...]
 
     def params(self, account_id: str, batch: list[str]) -> dict[str, Any]:
         if self.operation == "BatchSuspendUser":
@@ -70,9 +72,11 @@ class Workload:
 
 
 #: License migration (the default): BatchUpdateUser, 20 users a request.
-MIGRATE = Workload(OPERATION, USERS_PER_BATCH, "batch_update_user")
+MIGRATE = Workload(
+    OPERATION, USERS_PER_BATCH, "batch_update_user", ("update-license", "--license", "Pro")
+)
 #: Offboarding: BatchSuspendUser, 50 users a request.
-SUSPEND = Workload("BatchSuspendUser", 50, "batch_suspend_user")
+SUSPEND = Workload("BatchSuspendUser", 50, "batch_suspend_user", ("suspend",))
 #: No peer may run longer than this many seconds (each stops by itself).
 PEER_TIMEOUT = 300.0
 
@@ -161,6 +165,22 @@ def gather_tenacity(
     return asyncio.run(_gather_tenacity(url, account_id, user_ids, workload))
 
 
+def engine_runner(
+    account_id: str, ids: Path, workdir: Path, extra: list[str], workload: Workload = MIGRATE
+) -> Callable[[EmulatorProcess], dict[str, Any]]:
+    """(c) ``bulkchime`` sending *workload* to the users in *ids*, with *extra* options."""
+
+    def run(emulator: EmulatorProcess) -> dict[str, Any]:
+        args = [*workload.command, "--account", account_id, "--input", str(ids),
+                "--key", "user_id", "--endpoint-url", emulator.url,
+                "--checkpoint", str(workdir / "run.ckpt.sqlite"),
+                "--report", str(workdir / "report.jsonl"), *extra]  # fmt: skip
+        outcome = run_engine(args, workdir=workdir, timeout=PEER_TIMEOUT)
+        return {"exit_code": outcome.returncode, "timed_out": outcome.timed_out}
+
+    return run
+
+
 def _server_window(samples: list[Any]) -> tuple[float, float]:
     """First and last moment the server's request counter moved."""
     final = samples[-1].requests
@@ -239,18 +259,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ids_path = slice_csv(all_ids, Path(temp) / "users.csv", users)
 
         def engine(extra: list[str], tag: str) -> Callable[[EmulatorProcess], dict[str, Any]]:
-            def run(emulator: EmulatorProcess) -> dict[str, Any]:
-                workdir = Path(temp) / tag
-                args = [
-                    "update-license", "--account", account_id, "--input", str(ids_path),
-                    "--key", "user_id", "--license", "Pro", "--endpoint-url", emulator.url,
-                    "--concurrency", "8", "--checkpoint", str(workdir / "run.ckpt.sqlite"),
-                    "--report", str(workdir / "report.jsonl"), *extra,
-                ]  # fmt: skip
-                outcome = run_engine(args, workdir=workdir, timeout=PEER_TIMEOUT)
-                return {"exit_code": outcome.returncode, "timed_out": outcome.timed_out}
-
-            return run
+            return engine_runner(
+                account_id, ids_path, Path(temp) / tag, ["--concurrency", "8", *extra]
+            )
 
         for number, user_error_rate in enumerate(settings):
             peers: list[tuple[str, Callable[[EmulatorProcess], dict[str, Any]]]] = [
