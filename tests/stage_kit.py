@@ -28,6 +28,8 @@ from bulkchime.job import JobSpec, Limits, job_from_dict
 from bulkchime.lookups import Lookups
 from bulkchime.store import ItemRecord, open_store
 
+from .virtual_time import VirtualClockLoop
+
 _OPERATIONS = {xform_name(name): name for name in service_model().operation_names}
 
 
@@ -90,6 +92,7 @@ async def context(
 ) -> AsyncIterator[RunContext]:
     """A run's context over *em*: a fresh SQLite store, a budget, the real client."""
     store = await open_store(tmp_path / "stage.ckpt.sqlite")
+    _track_store_thread(store)
     health = Health(spec.limits.failure_threshold)
     stats = RequestStats()
     budget = LocalBudget(rate, burst, ceiling=rate)
@@ -101,6 +104,22 @@ async def context(
     finally:
         await budget.close()
         await store.close()
+
+
+def _track_store_thread(store: Any) -> None:
+    """On a virtual clock, the store's thread work takes no virtual time (see
+    :meth:`~tests.virtual_time.VirtualClockLoop.track`): durations are the rate's."""
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, VirtualClockLoop):
+        return
+    submit = store._executor.submit
+
+    def tracked(*args: Any, **kwargs: Any) -> Any:
+        future = submit(*args, **kwargs)
+        loop.track(future)
+        return future
+
+    store._executor.submit = tracked
 
 
 async def ingest_records(ctx: RunContext, records: Sequence[ItemRecord]) -> None:
