@@ -74,8 +74,12 @@ async def send_batch(ctx: RunContext, batch: Batch, requeue: Requeue) -> None:
         rate=round(ctx.budget.rate, 2),
     )
     if retry and not ctx.health.stopping:
+        # The formula's attempt is the sends so far less one, as for a request sent
+        # again: up to 0.25 s after a user's first failure.
         worst = max(item.attempts for item in retry)
-        requeue(Batch(batch.action, batch.phase, batch.account_id, retry), backoff_seconds(worst))
+        requeue(
+            Batch(batch.action, batch.phase, batch.account_id, retry), backoff_seconds(worst - 1)
+        )
 
 
 class _Attempt:

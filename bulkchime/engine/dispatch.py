@@ -5,8 +5,9 @@ batches of the action's size and queues them; ``concurrency`` workers take batch
 and send them (:mod:`.attempt`). It first takes over what a killed run (or a runner
 whose lease lapsed) left in flight, recovered (:mod:`.recovery`). Items to retry
 come back after their backoff and ride in the producer's next full batches instead
-of costing a request of their own. On a stop, queued batches stay pending, and
-requests in flight get a bounded time to finish and be recorded.
+of costing a request of their own, queued ahead of the batches of fresh items. On a
+stop, queued batches stay pending, and requests in flight get a bounded time to
+finish and be recorded.
 
 On a shared store, when nothing is left to claim, the producer keeps watching the
 phase until no other runner holds any of it, taking over the claims of runners that
@@ -16,7 +17,8 @@ are gone; a phase ends for every runner together.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import itertools
+from collections.abc import Coroutine, Mapping
 
 import structlog
 
@@ -41,7 +43,13 @@ SHUTDOWN_GRACE_SECONDS = 30.0
 POLL_SECONDS = 0.5
 #: Seconds ahead the last items of a phase look for other backoffs ending: those that
 #: end within it are waited for, so that their items go out in one request, not one each.
-GATHER_SECONDS = 1.0
+#: (The widest first backoff: longer, and a user throttled again in that request would
+#: start its own backoff late, after the phase's last full batch.)
+GATHER_SECONDS = 0.25
+#: A queued batch's rank: what comes back from a backoff goes before fresh items (so
+#: that retried users are done while fresh ones still fill the budget, not after them),
+#: and the workers' stop marks go last.
+_RETRIED, _FRESH, _STOP = 0, 1, 2
 
 
 async def send_phase(ctx: RunContext, phase: int, action: ActionSpec) -> None:
@@ -77,7 +85,10 @@ class _Dispatcher:
         self.phase = phase
         self.action = action
         self.concurrency = ctx.job.limits.concurrency
-        self.queue: asyncio.Queue[Batch | None] = asyncio.Queue(maxsize=self.concurrency * 2)
+        self.queue: asyncio.PriorityQueue[tuple[int, int, Batch | None]] = asyncio.PriorityQueue(
+            maxsize=self.concurrency * 2
+        )
+        self._order = itertools.count()  # first in, first out within a rank
         self.in_flight = InFlight(self.concurrency, lambda: ctx.budget.rate, ctx.stats)
         #: Batches queued, being sent, or waiting out a backoff.
         self.outstanding = 0
@@ -90,6 +101,11 @@ class _Dispatcher:
         self.retry_pool: dict[str | None, list[WorkItem]] = {}
         #: When the backoffs under way end, on the loop's clock.
         self.due: list[float] = []
+        #: Batches of fresh items queued (or being queued): while there are some, a part
+        #: batch of pooled items would take a request from them, so it waits for the last.
+        self.fresh_queued = 0
+        #: Batches the workers hold: their answers may bring more items to pool.
+        self.sending = 0
 
     @property
     def stopping(self) -> bool:
@@ -101,18 +117,46 @@ class _Dispatcher:
         if self.outstanding == 0 and not self.producing:
             self.all_done.set()
 
-    async def _put(self, batch: Batch) -> None:
+    async def _put(self, batch: Batch, rank: int = _FRESH) -> None:
         self.outstanding += 1
-        await self.queue.put(batch)
+        self.fresh_queued += rank == _FRESH
+        await self._enqueue(batch, rank)
+
+    async def _take(self) -> Batch | None:
+        """The next batch to send (``None``: stop)."""
+        rank, _, batch = await self.queue.get()
+        self.fresh_queued -= rank == _FRESH
+        self.sending += batch is not None
+        return batch
+
+    def _sent(self) -> None:
+        """A batch's answers are recorded: once none is left to answer, what the pool
+        holds at the end of a phase goes out (see :meth:`_flush_pool`)."""
+        self.sending -= 1
+        if not self.sending and not self.producing and self.retry_pool:
+            self.outstanding += 1
+            self._spawn(self._flush_then_settle())
+
+    async def _flush_then_settle(self) -> None:
+        try:
+            await self._flush_pool(final=True)
+        finally:
+            self._settle()
+
+    def _spawn(self, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _enqueue(self, batch: Batch | None, rank: int) -> None:
+        await self.queue.put((rank, next(self._order), batch))
 
     def requeue(self, batch: Batch, delay: float) -> None:
         """Send *batch* again after *delay* seconds (its items pooled, to ride in full batches)."""
         self.outstanding += 1
         due = asyncio.get_running_loop().time() + delay
         self.due.append(due)
-        task = asyncio.create_task(self._later(batch, delay, due))
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
+        self._spawn(self._later(batch, delay, due))
 
     async def _later(self, batch: Batch, delay: float, due: float) -> None:
         try:
@@ -123,7 +167,7 @@ class _Dispatcher:
                 self._settle()
                 return
             if batch.bisected or len(batch) >= self.action.items_per_request:
-                await self.queue.put(batch)  # it keeps the count requeue gave it
+                await self._enqueue(batch, _RETRIED)  # it keeps the count requeue gave it
                 return
             self.retry_pool.setdefault(batch.account_id, []).extend(batch.items)
             await self._flush_pool(final=not self.producing)
@@ -136,17 +180,22 @@ class _Dispatcher:
 
     async def _flush_pool(self, *, final: bool) -> None:
         """Send the pooled items that fill whole batches. With *final* (nothing more will
-        be claimed), send the rest too, unless another backoff ends within
-        :data:`GATHER_SECONDS`: its items then go out with these, in one request."""
+        be claimed), send the rest too, once no fresh batch waits and no answer that may
+        add to them is due, nor a backoff ending within :data:`GATHER_SECONDS`: these
+        items go out with theirs, in one request."""
         size = self.action.items_per_request
         now = asyncio.get_running_loop().time()
-        gather_more = any(due <= now + GATHER_SECONDS for due in self.due)
+        gather_more = (
+            self.fresh_queued > 0
+            or self.sending > 0
+            or any(due <= now + GATHER_SECONDS for due in self.due)
+        )
         for account_id in list(self.retry_pool):
             items = self.retry_pool.pop(account_id, [])
             cut = len(items) if final and not gather_more else len(items) - len(items) % size
             if cut < len(items):
                 self.retry_pool.setdefault(account_id, []).extend(items[cut:])
-            await self._put_batches(account_id, items[:cut])
+            await self._put_batches(account_id, items[:cut], _RETRIED)
 
     async def _produce(self) -> None:
         try:
@@ -184,11 +233,13 @@ class _Dispatcher:
         if rest:
             self.retry_pool.setdefault(account_id, []).extend(rest)
 
-    async def _put_batches(self, account_id: str | None, items: list[WorkItem]) -> None:
+    async def _put_batches(
+        self, account_id: str | None, items: list[WorkItem], rank: int = _FRESH
+    ) -> None:
         for batch in batches(self.action, self.phase, account_id, items):
             if self.stopping:
                 return
-            await self._put(batch)
+            await self._put(batch, rank)
 
     async def _take_over(self) -> bool:
         """Send what runs that are gone left in flight (recovered first); whether any."""
@@ -211,7 +262,7 @@ class _Dispatcher:
         return True
 
     async def _work(self) -> None:
-        while (batch := await self.queue.get()) is not None:
+        while (batch := await self._take()) is not None:
             try:
                 await self.ctx.lease.wait_valid()
                 async with self.in_flight:
@@ -230,6 +281,7 @@ class _Dispatcher:
                     JobAborted(f"internal error while sending a batch: {error!r}")
                 )
             finally:
+                self._sent()
                 self._settle()
 
     async def _watch_stop(self) -> None:
@@ -251,7 +303,7 @@ class _Dispatcher:
             while not self.queue.empty():
                 self.queue.get_nowait()
             for _ in workers:
-                self.queue.put_nowait(None)
+                self.queue.put_nowait((_STOP, next(self._order), None))
             # In-flight requests get a bounded time to finish and be recorded; a request
             # cut off here stays in_flight in the checkpoint and is resolved on resume.
             _, late = await asyncio.wait(workers, timeout=SHUTDOWN_GRACE_SECONDS)
