@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import statistics
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -689,7 +690,10 @@ def test_configured_too_fast_it_settles_near_the_budget(factor: float) -> None:
     assert _throughput(run) >= 0.95
     assert run.server.throttled / (len(run.server.accepted) + run.server.throttled) <= 0.08
     late = [rate for t, rate in run.rates if t > 10]
-    assert 0.85 * R <= min(late) and max(late) <= 1.2 * R
+    # A probe, after holding just under the budget while the server's bucket refilled,
+    # rises up to a quarter above it for about a second before its 429.
+    assert 0.85 * R <= min(late) and max(late) <= 1.3 * R
+    assert 0.9 * R <= statistics.median(late) <= 1.05 * R
 
 
 def test_with_no_rate_given_it_finds_the_budget_from_below() -> None:
@@ -747,6 +751,11 @@ def test_it_settles_at_the_start_with_a_few_429s(rate: float | None) -> None:
     run = run_virtual(scenario())
     assert run.lost == 0
     assert sum(t < 5.0 for t in run.server.throttled_at) <= 3  # was 5 to 7
+    if rate:
+        # The cut after the first confirms the budget the first one halved to: the rate
+        # holds there, and the first probe above it comes after the run (was 3 429s).
+        assert len(run.server.throttled_at) <= 2
+        assert run.server.throttled_share <= 0.01
     assert run.server.throttled_share <= 0.015
     assert _throughput(run) >= 0.97
 
@@ -778,7 +787,8 @@ def test_a_known_budget_that_halves_is_found_at_once() -> None:
     run = run_virtual(scenario())
     assert run.lost == 0
     assert sum(60.0 <= t < 80.0 for t in run.server.throttled_at) <= 10
-    assert max(rate for t, rate in run.rates if 62.0 <= t < 80.0) <= 1.2 * R / 2
+    assert max(rate for t, rate in run.rates if 62.0 <= t < 80.0) <= 1.3 * R / 2  # a probe
+    assert statistics.median(rate for t, rate in run.rates if 62.0 <= t < 80.0) <= R / 2
 
 
 @pytest.mark.parametrize("at", [60.0, 64.0])

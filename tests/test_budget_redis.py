@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from bulkchime.budget import DECREASE_FACTOR, DOUBLING_SECONDS, REGROWTH_SECONDS, RedisBudget
-from bulkchime.budget._adaptive import FIRST_DECREASE_FACTOR, AdaptiveRate
+from bulkchime.budget._adaptive import FIRST_DECREASE_FACTOR, SAME_ESTIMATE_TOLERANCE, AdaptiveRate
 from bulkchime.budget._redis_scripts import BudgetScript, Settings, script_source
 from bulkchime.budget.redis import RedisAddress, parse_budget_url
 from bulkchime.errors import BudgetUnavailable, JobAborted, JobError
@@ -339,6 +339,7 @@ async def _replay(
     budget_changes: dict[float, float] | None = None,
     idle: tuple[float, float] | None = None,
     retry_after: tuple[int, float] | None = None,
+    ceiling: float | None = None,
 ) -> _Replay:
     """Replay a run against a server bucket of 20/s, from a start at twice that, through
     the script and :class:`AdaptiveRate` (driven as :class:`LocalBudget` drives it), and
@@ -346,13 +347,14 @@ async def _replay(
 
     *budget_changes* maps a second to the server's new rate; nothing is sent during the
     *idle* seconds (a stretch that tests no rate); *retry_after* is ``(n, seconds)``:
-    the n-th 429 carries a Retry-After of that many seconds.
+    the n-th 429 carries a Retry-After of that many seconds; *ceiling* is the
+    configured rate (``--rate``), if any.
     """
     client = Redis.from_url(require_redis())
     settings = Settings(
         start_rate=40.0,
         burst=3,
-        ceiling=None,
+        ceiling=ceiling,
         floor=0.2,
         adaptive=True,
         decrease_factor=DECREASE_FACTOR,
@@ -363,7 +365,7 @@ async def _replay(
         client, unique_name("law"), "replay", settings, source=script_source(_REPLAY_CLOCK)
     )
     state_key = script.keys[0]
-    law = AdaptiveRate(40.0)
+    law = AdaptiveRate(40.0, ceiling=ceiling)
     replay = _Replay(law)
     server = _ServerBucket(20.0, server_burst)
     changes = sorted((budget_changes or {}).items())
@@ -440,3 +442,13 @@ async def test_the_script_holds_and_follows_the_budget_as_the_python_control_law
     assert after_drop[-1][0] == pytest.approx(10.0, rel=0.1)
     assert after_drop[-1][1] == 0.0  # ...and went at a budget clearly different
     assert replay.law.w_max == pytest.approx(25.0, rel=0.1)
+
+
+async def test_the_script_confirms_the_first_halving_as_the_python_control_law() -> None:
+    """``--rate 40`` against 20/s with a burst of 20: the first cut halves to about the
+    budget, the next one measures the same, and both hold there (no probe in 16 s)."""
+    replay = await _replay(16.0, server_burst=20.0, ceiling=40.0)
+    (first_t, first_w_max, halved, _), (_, w_max, _, hold) = replay.cuts
+    assert first_t < 1.0 and halved == pytest.approx(FIRST_DECREASE_FACTOR * first_w_max)
+    assert w_max == pytest.approx(halved, rel=SAME_ESTIMATE_TOLERANCE)
+    assert hold == 2 * REGROWTH_SECONDS

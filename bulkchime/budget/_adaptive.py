@@ -75,6 +75,7 @@ class AdaptiveRate:
         "throttles",
         "w_max",
         "_accepted_since_cut",
+        "_burst_cut_rate",
         "_delivered",
         "_episode_start",
         "_epoch",
@@ -142,6 +143,9 @@ class AdaptiveRate:
         self._accepted_since_cut: int | None = None
         # Seconds the rate holds at w_max before probing above it.
         self._hold = 0.0
+        # The rate the first cut halved to, when the server's burst inflated its estimate
+        # (None otherwise, and after the next cut).
+        self._burst_cut_rate: float | None = None
 
     @property
     def rate(self) -> float:
@@ -241,15 +245,20 @@ class AdaptiveRate:
             # meet another 429 right after the pause.
             w_max = min(w_max, 1.0 / retry_after_seconds)
         self.w_max = max(w_max, self.floor)
-        if (
-            previous is not None
-            and abs(self.w_max - previous) <= SAME_ESTIMATE_TOLERANCE * previous
-        ):
+        if _same(self.w_max, previous):
             # Found where the last cut found it: hold there longer before probing.
             if new_episode:
                 self._hold = min(max(2.0 * self._hold, self.regrowth_seconds), MAX_HOLD_SECONDS)
+        elif new_episode and delivered is not None and _same(self.w_max, self._burst_cut_rate):
+            # The first cut, sized by a delivery rate the server's burst inflated, halved
+            # to this budget, and the next one, measured with the server's bucket empty,
+            # found the same: two measures that agree, held as after cuts that found the
+            # same budget again and again (the first probe above it is not due at once).
+            self._hold = min(2.0 * self.regrowth_seconds, MAX_HOLD_SECONDS)
         else:
             self._hold = 0.0
+        if new_episode:
+            self._burst_cut_rate = None
         beta, measure = self.decrease_factor, 0.0
         first = previous is None and not retry_after_seconds
         if first and delivered is not None and delivered >= 0.5 * self._rate:
@@ -257,6 +266,7 @@ class AdaptiveRate:
             # its rate, carried the rate, so the estimate may be up to twice the budget.
             # As TCP leaving slow start, halve; hold a second there, to measure.
             beta, measure = min(beta, FIRST_DECREASE_FACTOR), DELIVERY_WINDOW_SECONDS
+            self._burst_cut_rate = max(beta * self.w_max, self.floor)
         # The server's bucket was empty at the cut and refills at about
         # (budget - new rate) = (1 - beta) * w_max tokens/s: until it holds one, 429s
         # are expected even if the cut was right, so they are not news. (Bounded, so
@@ -336,3 +346,8 @@ class AdaptiveRate:
             f"<AdaptiveRate rate={self._rate:.2f}/s ceiling={self.ceiling} w_max={w_max} "
             f"hold={self._hold:g}s throttles={self.throttles} decreases={self.decreases}>"
         )
+
+
+def _same(estimate: float, earlier: float | None) -> bool:
+    """Whether two budget estimates agree, within :data:`SAME_ESTIMATE_TOLERANCE`."""
+    return earlier is not None and abs(estimate - earlier) <= SAME_ESTIMATE_TOLERANCE * earlier

@@ -222,17 +222,27 @@ local function decrease(retry_after)
   end
   w_max = math.max(w_max, floor)
   put('w_max', w_max)
+  -- burst_cut_rate: the rate a first cut sized by a burst-inflated estimate halved to
+  -- (0: none); a next cut that measures the same confirms it.
+  local burst_cut_rate = get('burst_cut_rate', 0)
   if previous and math.abs(w_max - previous) <= TOLERANCE * previous then
     if new_episode then
       put('hold', math.min(math.max(2 * get('hold', 0), regrowth), MAX_HOLD))
     end
+  elseif new_episode and delivered and burst_cut_rate > 0
+      and math.abs(w_max - burst_cut_rate) <= TOLERANCE * burst_cut_rate then
+    put('hold', math.min(2 * regrowth, MAX_HOLD))
   else
     put('hold', 0)
+  end
+  if new_episode and burst_cut_rate ~= 0 then
+    put('burst_cut_rate', 0)
   end
   local cut, measure = beta, 0
   local first = previous == nil and not retry_after
   if first and delivered and delivered >= 0.5 * s.rate then
     cut, measure = math.min(beta, FIRST_BETA), WINDOW
+    put('burst_cut_rate', math.max(cut * w_max, floor))
   end
   put('grace', math.min(1 / ((1 - cut) * w_max), regrowth / 2))
   put('generation', get('generation', 0) + 1)

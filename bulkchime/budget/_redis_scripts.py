@@ -19,8 +19,9 @@ tag, so that the four keys live in one slot):
 - ``state``: a hash: ``rate``, ``tat`` and ``paused_until`` (the bucket); ``generation``,
   ``throttles``, ``w_max``, ``grace``, ``last_cut``, ``episode_start``, ``epoch``,
   ``last_update``, ``last_wait``, ``window_start``, ``hold`` (seconds the rate stays at
-  the estimate before probing) and ``accepted`` (requests accepted since the last cut)
-  (the control law);
+  the estimate before probing), ``burst_cut_rate`` (the rate a first cut that the
+  server's burst misled halved to; 0: none) and ``accepted`` (requests accepted since
+  the last cut) (the control law);
 - ``delivered``: a list of the times of the requests accepted in the last second;
 - ``ceilings`` and ``leases``: sorted sets, runner -> its ceiling, and runner -> when
   that ceiling lapses unless the runner calls again.
