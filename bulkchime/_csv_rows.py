@@ -61,24 +61,28 @@ def csv_rows(lines: Iterator[str], key: str, name: str, column: str) -> Iterator
         # is made here; any other by _row, which says what is wrong with it.
         valid = valid_key(key) or _never
         lower = key == "email"
+        key_only = account_at is None and not others  # one column: nothing else to read
         rows = 0
         for record in reader:
             start, prev = prev + 1, reader.line_num
-            row: RowValues | None = None
             if len(record) == width and valid(raw := record[key_at].strip()):
+                if key_only:
+                    rows = 1
+                    yield (start, raw.lower() if lower else raw, raw, None, _NO_FIELDS, None)
+                    continue
                 account = "" if account_at is None else record[account_at].strip()
                 if not account or not whitespace(account):
                     fields = _NO_FIELDS
                     if others:
                         fields = {cell: record[at].strip() for at, cell in others}
                     normalized = raw.lower() if lower else raw
-                    row = (start, normalized, raw, account or None, fields, None)
-            if row is None:
-                row = _row(record, start, key, header)
-                if row is None:
-                    continue  # blank
-            rows += 1
-            yield row
+                    rows = 1
+                    yield (start, normalized, raw, account or None, fields, None)
+                    continue
+            row = _row(record, start, key, header)
+            if row is not None:  # None: a blank row
+                rows = 1
+                yield row
     except csv.Error as exc:
         start = prev + 1
         end = f" (the record runs to line {reader.line_num})" if reader.line_num > start else ""

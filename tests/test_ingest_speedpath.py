@@ -253,6 +253,11 @@ async def test_an_input_error_mid_chunk_stores_nothing_of_that_chunk(tmp_path: P
 def test_seen_keys_is_a_power_of_two_bits() -> None:
     seen = chunks.SeenKeys(64)
     assert len(seen.bits) == 8 and seen.mask == 63
-    values = chunks.ChunkValues(7, seen).values(_rows(["a", "a", "b!"]))
-    assert values[0::9] == [7, 8, 9]  # ids
-    assert values[8::9] == ["acc|a", "acc|a", None]  # dedupe keys
+    chunk = chunks.ChunkValues(7, seen)
+    chunk.add(_rows(["a", "a", "b!"]))
+    # The second row is plain (its user id the key, no fields): five values, the others'
+    # all nine columns.
+    assert chunk.shape == (False, True) and chunk.plain == [8, 3, "a", "A", "acc"]
+    assert chunk.others[0::9] == [7, 9]  # ids
+    assert chunk.others[8::9] == ["acc|a", None]  # dedupe keys
+    assert chunk.maybe == [("acc|a",)] and [item_id for item_id, _ in chunk.final] == [9]

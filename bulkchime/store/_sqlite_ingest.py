@@ -6,17 +6,22 @@ dies mid-way leaves whole chunks (the next ingest clears them and starts again:
 What makes a million rows fast:
 
 - rows travel as tuples (:class:`~bulkchime.store._item_rows.ItemRows`), not records;
-- items are inserted :data:`~bulkchime.store._sqlite_sql.ITEMS_PER_INSERT` to a
-  statement (:class:`~bulkchime.store._sqlite_chunks.ChunkValues`), and the tasks of
-  the items to be sent are made by SQLite itself from them (``INSERT ... SELECT``):
-  only rejected, skipped or done items' tasks are rows here;
+- items are inserted many to a statement, most of them as five values from which
+  SQLite makes the rest of the row (:mod:`~bulkchime.store._sqlite_item_inserts`), and
+  the tasks of the items to be sent are made by SQLite itself from them (``INSERT ...
+  SELECT``): only rejected, skipped or done items' tasks are rows here, and a new
+  ingest holds the rejected and skipped ones to its last transaction, so that the
+  pending ones go to the end of the tasks' index
+  (:mod:`~bulkchime.store._sqlite_final_tasks`);
 - duplicates: only the keys a filter saw before are sorted for each key's first item
   (:class:`~bulkchime.store._sqlite_chunks.SeenKeys`), not the whole input;
+- the write-ahead log is checkpointed every :data:`INGEST_WAL_PAGES`, not every 1000;
 - the input is read (parsed, checked) on a thread of its own while SQLite makes the
   pending tasks of the chunk before and commits it: two long calls that free the GIL.
   Everything else, the inserts above all, runs on the store's thread while the reader
   waits: an insert takes the GIL back after every statement, and two threads wanting it
-  then would pass it to and fro every few milliseconds (tried: slower than no thread).
+  then would pass it to and fro every few milliseconds (tried: slower than no thread,
+  and so was a reader that ran in turns the store's thread gave it).
 
 Adding a changed input to a complete one (``adding``) looks each key up in what chunks
 stored before, leaves the rows found out, and marks duplicates over every item, as it
@@ -29,22 +34,29 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from itertools import islice
-from typing import Any
 
 from . import _sqlite_sql as sql
 from ._item_rows import ItemRow, item_row, item_rows
-from ._models import ItemRecord, State
+from ._models import ItemRecord
 from ._sqlite_chunks import ChunkValues, SeenKeys, new_rows
+from ._sqlite_final_tasks import DROP_HELD_TASKS, insert_final_tasks, move_held_tasks
+from ._sqlite_item_inserts import ITEMS_PER_GROUP, insert_items
 from ._sqlite_ops import _ADDING, _COMPLETE, transaction
 from ._sqlite_sql import Connection
 
-__all__ = ["INGEST_CHUNK", "Ingester"]
+__all__ = ["INGEST_CHUNK", "INGEST_WAL_PAGES", "Ingester"]
 
 #: Rows per ingest transaction. Its items are added to a changed input as before: a row
 #: whose key an earlier chunk stored is left out; one repeated within a chunk is stored
 #: and marked a duplicate.
 INGEST_CHUNK = 5_000
+#: Pages the write-ahead log may grow to while an ingest writes (64 MiB of 4 KiB pages),
+#: checkpointed at that size and at the end, not every 1000 pages (SQLite's default).
+INGEST_WAL_PAGES = 16_384
+#: The page cache (KiB) while an ingest marks its duplicates: half SQLite's default.
+_FINISH_CACHE_KIB = 1024
 
 
 class Ingester:
@@ -67,27 +79,34 @@ class Ingester:
         """See :meth:`CheckpointStore.ingest`. *records* is read a chunk at a time, the
         next on the reader's thread while this one is committed (the module docstring);
         *stop* (the caller was cancelled) ends it unfinished before the next chunk."""
-        count = 0
         with _ReadAhead(item_rows(records)) as reader:
             try:
                 self._start(db)
-                reader.start()
-                while True:
-                    rows = reader.take()
-                    last = len(rows) < INGEST_CHUNK
-                    then = None if last else lambda: reader.start(stop)
-                    count += self._store(db, actions, rows, then)
-                    if last:
-                        self.finish(db)
-                        return count
-                    if not reader.reading:
-                        break  # stopped
-            except BaseException:
-                # Whatever was stored stays unfinished: the next ingest starts it again.
+                with _fewer_wal_checkpoints(db):
+                    count, complete = self._store_all(db, actions, reader, stop)
+                if complete:
+                    self.finish(db)
+            finally:
+                # Whatever was stored unfinished, the next ingest starts it again.
                 self._started = False
-                raise
-        self._started = False
         return count
+
+    def _store_all(
+        self, db: Connection, actions: Sequence[str], reader: _ReadAhead, stop: threading.Event
+    ) -> tuple[int, bool]:
+        """Store the chunks *reader* reads; how many items were stored, and whether the
+        input was read to its end (not stopped)."""
+        count = 0
+        reader.start()
+        while True:
+            rows = reader.take()
+            last = len(rows) < INGEST_CHUNK
+            then = None if last else lambda: reader.start(stop)
+            count += self._store(db, actions, rows, then)
+            if last:
+                return count, True
+            if not reader.reading:
+                return count, False  # stopped
 
     def chunk(self, db: Connection, actions: Sequence[str], records: Sequence[ItemRecord]) -> int:
         """See :meth:`CheckpointStore.ingest_chunk`."""
@@ -98,14 +117,16 @@ class Ingester:
     def finish(self, db: Connection) -> None:
         """See :meth:`CheckpointStore.finish_ingest`."""
         all_seen, self._seen = self._seen is not None, None  # its memory back for the sort
-        with transaction(db):
-            if not all_seen:
-                db.execute(sql.MARK_DUPLICATES)
-            else:
-                db.execute(sql.MAYBE_DUPLICATES_TABLE)
-                db.execute(sql.MARK_MAYBE_DUPLICATES)
-                db.execute(sql.DROP_MAYBE_DUPLICATES)
-            db.execute(sql.META_SET, ("ingested", _COMPLETE))
+        with _small_cache(db):
+            with transaction(db):
+                if not all_seen:
+                    db.execute(sql.MARK_DUPLICATES)
+                else:
+                    move_held_tasks(db)
+                    db.execute(sql.MAYBE_DUPLICATES_TABLE)
+                    db.execute(sql.MARK_MAYBE_DUPLICATES)
+                    db.execute(sql.DROP_MAYBE_DUPLICATES)
+                db.execute(sql.META_SET, ("ingested", _COMPLETE))
         db.execute(sql.SHRINK_MEMORY)
         self._started = False
         self._adding = False
@@ -129,6 +150,7 @@ class Ingester:
                 db.execute("DELETE FROM items")
                 db.execute(sql.DROP_MAYBE_DUPLICATES)
                 db.execute(sql.MAYBE_DUPLICATES_TABLE)
+                db.execute(DROP_HELD_TASKS)
 
     def _store(
         self,
@@ -144,12 +166,14 @@ class Ingester:
         with transaction(db):
             chunk = ChunkValues(_max_id(db) + 1, self._seen)
             new = new_rows(db, rows) if self._adding else rows
-            for at in range(0, len(new), sql.ITEMS_PER_INSERT):
-                _insert_items(db, chunk.values(new[at : at + sql.ITEMS_PER_INSERT]))
+            for at in range(0, len(new), ITEMS_PER_GROUP):
+                chunk.add(new[at : at + ITEMS_PER_GROUP])
+                insert_items(db, chunk)
+            insert_items(db, chunk, rest=True)
+            rows.clear()  # their items are in: the reader may have the memory back
             if chunk.maybe:
                 db.executemany(sql.ADD_MAYBE_DUPLICATE, chunk.maybe)
-            rows.clear()  # their items are in: the reader may have the memory back
-            _insert_final_tasks(db, actions, chunk.final, now)
+            insert_final_tasks(db, actions, chunk.final, now, hold=self._seen is not None)
             if items_stored is not None:
                 items_stored()
             if chunk.items:
@@ -161,35 +185,37 @@ class Ingester:
         return chunk.items
 
 
+@contextmanager
+def _fewer_wal_checkpoints(db: Connection) -> Iterator[None]:
+    """Let the write-ahead log grow to :data:`INGEST_WAL_PAGES` while an ingest writes,
+    and then (before its last transaction, which checkpoints it) as it was.
+
+    Checkpointed every few chunks, the same pages would be copied into the database,
+    and the database synced, again and again. Nothing a crash can lose changes: the
+    log is as safe a place for a committed chunk as the database.
+    """
+    before = int(db.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+    db.execute(f"PRAGMA wal_autocheckpoint = {max(before, INGEST_WAL_PAGES)}")
+    try:
+        yield
+    finally:
+        db.execute(f"PRAGMA wal_autocheckpoint = {before}")
+
+
+@contextmanager
+def _small_cache(db: Connection) -> Iterator[None]:
+    """A page cache of :data:`_FINISH_CACHE_KIB` while duplicates are marked: SQLite sorts
+    in as much memory as the cache may take, and the pages are read once anyway."""
+    before = int(db.execute("PRAGMA cache_size").fetchone()[0])
+    db.execute(f"PRAGMA cache_size = -{_FINISH_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        db.execute(f"PRAGMA cache_size = {before}")
+
+
 def _max_id(db: Connection) -> int:
     return int(db.execute(sql.MAX_ITEM_ID).fetchone()[0])
-
-
-def _insert_items(db: Connection, values: list[Any]) -> None:
-    """Insert the items whose columns *values* holds, row after row (at most a group)."""
-    if len(values) == 9 * sql.ITEMS_PER_INSERT:
-        db.execute(sql.INSERT_ITEMS, values)
-    else:
-        db.executemany(sql.INSERT_ITEM, [values[at : at + 9] for at in range(0, len(values), 9)])
-
-
-def _insert_final_tasks(
-    db: Connection, actions: Sequence[str], final: list[tuple[int, ItemRow]], now: float
-) -> None:
-    """The tasks of the *final* items (rejected, skipped or done), one per action phase."""
-    tasks: list[tuple[Any, ...]] = []
-    for item_id, row in final:
-        rejection, result, skip = row[7], row[8], row[9]
-        if rejection:
-            state, code, message = State.REJECTED, "Rejected", rejection
-        elif skip is not None:
-            state, (code, message) = State.SKIPPED, skip
-        else:
-            state, code, message = State.DONE, None, None
-        result_text = sql.dumps(result)
-        for phase, action in enumerate(actions):
-            tasks.append((item_id, phase, action, state.value, code, message, result_text, now))
-    db.executemany(sql.INSERT_TASK, tasks)
 
 
 class _ReadAhead:
