@@ -194,24 +194,27 @@ def _fewer_wal_checkpoints(db: Connection) -> Iterator[None]:
     and the database synced, again and again. Nothing a crash can lose changes: the
     log is as safe a place for a committed chunk as the database.
     """
-    before = int(db.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
-    db.execute(f"PRAGMA wal_autocheckpoint = {max(before, INGEST_WAL_PAGES)}")
-    try:
+    with _pragma_for_a_while(db, "wal_autocheckpoint", lambda pages: max(pages, INGEST_WAL_PAGES)):
         yield
-    finally:
-        db.execute(f"PRAGMA wal_autocheckpoint = {before}")
 
 
 @contextmanager
 def _small_cache(db: Connection) -> Iterator[None]:
     """A page cache of :data:`_FINISH_CACHE_KIB` while duplicates are marked: SQLite sorts
     in as much memory as the cache may take, and the pages are read once anyway."""
-    before = int(db.execute("PRAGMA cache_size").fetchone()[0])
-    db.execute(f"PRAGMA cache_size = -{_FINISH_CACHE_KIB}")
+    with _pragma_for_a_while(db, "cache_size", lambda _: -_FINISH_CACHE_KIB):
+        yield
+
+
+@contextmanager
+def _pragma_for_a_while(db: Connection, name: str, value: Callable[[int], int]) -> Iterator[None]:
+    """Set the integer pragma *name* to *value* (given its current value), then back."""
+    before = int(db.execute(f"PRAGMA {name}").fetchone()[0])
+    db.execute(f"PRAGMA {name} = {value(before)}")
     try:
         yield
     finally:
-        db.execute(f"PRAGMA cache_size = {before}")
+        db.execute(f"PRAGMA {name} = {before}")
 
 
 def _max_id(db: Connection) -> int:
